@@ -1,0 +1,3 @@
+from physgan.cli import main
+
+raise SystemExit(main())

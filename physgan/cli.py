@@ -1,0 +1,158 @@
+"""physgan command line: parse, call the library, turn user mistakes into one line and exit status 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from physgan import __version__
+from physgan.errors import UserError
+
+EXAMPLES = """\
+examples:
+  physgan simulate ising --L 32 --temps 1.5:3.5:24 --n-per-temp 5000 --seed 0 --out data/ising_L32.h5
+  physgan simulate --recipe datasets/ising_L32.toml --out data/ising_L32.h5
+  physgan simulate ising --L 64 --temps 2.269 --n-per-temp 1000 --shard 3/8 --out data/shard3.h5
+  physgan merge data/shard*.h5 --out data/merged.h5
+  physgan inspect data/ising_L32.h5
+  physgan observables data/ising_L32.h5
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (the contract for every user error)."""
+
+    def error(self, message):
+        raise UserError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="physgan", description="Physics-validated generative fast simulation: Monte Carlo, "
+                    "conditional WGANs, and physics validation.", epilog=EXAMPLES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"physgan {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    _add_simulate(commands)
+    _add_merge(commands)
+    _add_inspect(commands)
+    _add_observables(commands)
+    return parser
+
+
+def _command(commands, name: str, help: str, examples: str):
+    return commands.add_parser(name, help=help, description=help, epilog="examples:\n" + examples,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _add_output(p) -> None:
+    p.add_argument("--out", required=True, help="output file (written to a temporary name, renamed when complete)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+
+def _add_simulate(commands) -> None:
+    p = _command(commands, "simulate", "Run Monte Carlo and write a sample file.", """\
+  physgan simulate ising --L 32 --temps 1.5:3.5:24 --n-per-temp 5000 --seed 0 --out data/ising_L32.h5
+  physgan simulate ising --L 16 --temps 2.0,2.269,3.0 --n-per-temp 2000 --algorithm wolff --out ising.h5
+  physgan simulate --recipe datasets/ising_L32.toml --out data/ising_L32.h5
+  physgan simulate ising --L 64 --temps 2.269 --n-per-temp 8000 --shard 0/4 --out shard0.h5
+options given on the command line override the recipe; --set key=value overrides any setting.""")
+    p.add_argument("system", nargs="?", choices=["ising"], help="the physical system (or take it from --recipe)")
+    p.add_argument("--recipe", help="TOML recipe (datasets/*.toml) holding the settings")
+    p.add_argument("--seed", type=int, help="root random seed (default 0)")
+    p.add_argument("--shard", help="i/N: this job's part of a sharded run (seeds SeedSequence(seed).spawn(N)[i])")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where the Metropolis updates run (default cpu)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any setting, e.g. --set chains=128")
+    ising = p.add_argument_group("ising")
+    ising.add_argument("--L", type=int, help="lattice side (default 32)")
+    ising.add_argument("--temps", help="temperatures: 2.0,2.269,3.0 or start:stop:count")
+    ising.add_argument("--n-per-temp", type=int, help="configurations per temperature (default 1000)")
+    ising.add_argument("--algorithm", choices=["auto", "metropolis", "wolff"], help="update algorithm (default auto)")
+    ising.add_argument("--chains", type=int, help="independent chains per temperature (default 64)")
+    _add_output(p)
+    p.set_defaults(run=_simulate)
+
+
+def _add_merge(commands) -> None:
+    p = _command(commands, "merge", "Join the shard files of one sharded simulation.", """\
+  physgan merge data/shard0.h5 data/shard1.h5 data/shard2.h5 data/shard3.h5 --out data/all.h5""")
+    p.add_argument("shards", nargs="+", help="every shard file i/N of one run")
+    _add_output(p)
+    p.set_defaults(run=_merge)
+
+
+def _add_inspect(commands) -> None:
+    p = _command(commands, "inspect", "Show what a sample file holds: system, format, N, shapes, conditions, provenance.",
+                 """\
+  physgan inspect data/ising_L32.h5
+  physgan inspect Ising2DFM_reSample_L40_T=All.pkl --allow-pickle""")
+    p.add_argument("file")
+    p.add_argument("--allow-pickle", action="store_true", help="read Python pickles (they can run code: trusted files only)")
+    p.set_defaults(run=_inspect)
+
+
+def _add_observables(commands) -> None:
+    p = _command(commands, "observables", "Measure a sample file's physics observables per condition, with "
+                 "standard errors, next to exact values where known.", """\
+  physgan observables data/ising_L32.h5""")
+    p.add_argument("file")
+    p.add_argument("--allow-pickle", action="store_true", help="read Python pickles (trusted files only)")
+    p.set_defaults(run=_observables)
+
+
+def _simulate(args) -> None:
+    from physgan import config as cfg
+    from physgan.shards import parse_shard
+    from physgan.systems import get_system
+
+    recipe = cfg.load_toml(args.recipe) if args.recipe else {}
+    system_name = args.system or recipe.get("system")
+    if system_name is None:
+        raise UserError("say which system to simulate (physgan simulate ising ...) or give --recipe")
+    if args.system and recipe.get("system", args.system) != args.system:
+        raise UserError(f"--recipe {args.recipe} is for system {recipe['system']!r}, not {args.system!r}")
+    options = {"L": args.L, "temps": args.temps, "n_per_temp": args.n_per_temp, "algorithm": args.algorithm,
+               "chains": args.chains, "seed": args.seed, "device": args.device}
+    values = cfg.merge(cfg.merge(recipe.get("simulate", {}), cfg.parse_overrides(args.set)),
+                       {k: v for k, v in options.items() if v is not None})
+    system = get_system(system_name)
+    config = cfg.build(system.SimulationConfig, values, where="simulate")
+    n = system.simulate_to_file(args.out, config, parse_shard(args.shard), force=args.force, quiet=args.quiet)
+    if not args.quiet:
+        print(f"wrote {n} {system.NAME} samples to {args.out}")
+
+
+def _merge(args) -> None:
+    from physgan.io import merge_sample_files
+
+    merged = merge_sample_files(args.shards, args.out, force=args.force)
+    if not args.quiet:
+        print(f"merged {len(args.shards)} shards ({merged.n} samples) into {args.out}")
+
+
+def _inspect(args) -> None:
+    from physgan.inspect import describe
+    from physgan.io import open_samples
+
+    print(describe(open_samples(args.file, allow_pickle=args.allow_pickle)))
+
+
+def _observables(args) -> None:
+    from physgan.io import open_samples
+    from physgan.systems import get_system
+
+    samples = open_samples(args.file, allow_pickle=args.allow_pickle)
+    print(get_system(samples.system).observables_report(samples))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+    except UserError as exc:
+        print(f"physgan: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("physgan: interrupted", file=sys.stderr)
+        return 130
+    return 0

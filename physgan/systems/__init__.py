@@ -1,0 +1,36 @@
+"""Physical systems. Each is a package exposing the same small interface, so the engine never
+branches on a system's name:
+
+    NAME: str                      the `system` attribute of its sample files
+    CONDITIONS: tuple[str, ...]    per-sample condition fields (what a generator is conditioned on)
+    DATA_FIELDS: tuple[str, ...]   per-sample fields every file of the system must hold
+    read_foreign(path, kind, allow_pickle) -> Samples | None
+                                   reader for layouts other than physgan HDF5 (None: not mine)
+    SimulationConfig               dataclass of Monte Carlo settings (a recipe's [simulate] table)
+    simulate_to_file(path, config, shard, force=, quiet=) -> int
+                                   run the Monte Carlo into a sample file; returns the samples stored
+    observables_report(samples) -> str
+                                   per-condition observables with errors, next to exact values if known
+
+Adding a system means adding a package here and its name to SYSTEMS.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from physgan.errors import UserError
+
+SYSTEMS = ("ising",)
+
+
+def get_system(name: str, where: str = "") -> ModuleType:
+    if name not in SYSTEMS:
+        prefix = f"{where}: " if where else ""
+        raise UserError(f"{prefix}unknown system {name!r} (physgan knows: {', '.join(SYSTEMS)})")
+    return importlib.import_module(f"physgan.systems.{name}")
+
+
+def foreign_readers():
+    for name in SYSTEMS:
+        yield get_system(name).read_foreign

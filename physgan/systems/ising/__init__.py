@@ -1,0 +1,12 @@
+"""The 2D Ising model on an L x L torus (J = 1, k_B = 1): Monte Carlo, exact results, observables."""
+from physgan.systems.ising.formats import read_foreign
+from physgan.systems.ising.mc import IsingMCConfig as SimulationConfig
+from physgan.systems.ising.mc import write_file as simulate_to_file
+from physgan.systems.ising.observables import observables_report
+
+NAME = "ising"
+CONDITIONS = ("T",)
+DATA_FIELDS = ("spins",)
+
+__all__ = ["NAME", "CONDITIONS", "DATA_FIELDS", "SimulationConfig", "observables_report", "read_foreign",
+           "simulate_to_file"]
