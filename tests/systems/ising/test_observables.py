@@ -1,0 +1,59 @@
+"""Observables pinned to hand-computed lattices and to exact enumeration."""
+import numpy as np
+import pytest
+
+from physgan.systems.ising import exact
+from physgan.systems.ising.observables import (correlation_function, energy_per_site, exact_values, magnetization,
+                                               per_temperature)
+
+
+def lattices(L=4):
+    up = np.ones((L, L), np.int8)
+    checker = np.where(np.add.outer(np.arange(L), np.arange(L)) % 2 == 0, 1, -1).astype(np.int8)
+    stripes = np.repeat(np.array([1, -1] * (L // 2), np.int8)[:, None], L, axis=1)  # rows alternate
+    one_flipped = up.copy()
+    one_flipped[0, 0] = -1
+    return np.stack([up, -up, checker, stripes, one_flipped])
+
+
+def test_magnetisation_and_energy_by_hand():
+    L = 4
+    m, e = magnetization(lattices(L)), energy_per_site(lattices(L))
+    np.testing.assert_allclose(m, [1, -1, 0, 0, 1 - 2 / 16])
+    # stripes: horizontal bonds satisfied (-1 each), vertical ones broken (+1): e = 0.
+    # one flipped spin breaks 4 of the 2N = 32 bonds: E = -(32 - 8) = -24.
+    np.testing.assert_allclose(e, [-2, -2, 2, 0, -24 / 16])
+
+
+def test_correlation_function_by_hand():
+    g = correlation_function(lattices(4))
+    np.testing.assert_allclose(g[0], [1, 1, 1])
+    np.testing.assert_allclose(g[2], [1, -1, 1])  # antiferromagnet: (-1)^r
+    np.testing.assert_allclose(g[3], [1, 0, 1])  # stripes: +1 along rows, (-1)^r across, averaged
+
+
+def test_table_estimators_against_exact_distribution_at_L4():
+    """Draw configurations exactly from the Boltzmann weights at L = 4: every column matches enumeration."""
+    L, T = 4, 2.5
+    states = ((np.arange(1 << 16)[:, None] >> np.arange(16)) & 1).astype(np.int8) * 2 - 1
+    states = states.reshape(-1, L, L)
+    e_all = energy_per_site(states)
+    weights = np.exp(-(e_all - e_all.min()) * L * L / T)
+    draws = np.random.default_rng(0).choice(len(states), size=40000, p=weights / weights.sum())
+    m, e = magnetization(states[draws]), e_all[draws]
+    table = per_temperature(np.full(len(draws), T), m, e, L)
+    truth = exact_values([T], L)
+    for name in ("e", "C", "abs_m", "m2", "m4"):
+        pull = (table[name][0] - truth[name][0]) / table[name + "_err"][0]
+        assert abs(pull) < 4, (name, pull)
+    N, beta = L * L, 1 / T
+    assert table["chi"][0] == pytest.approx(N * beta * np.mean(m**2))
+    assert table["U4"][0] == pytest.approx(1 - np.mean(m**4) / (3 * np.mean(m**2) ** 2))
+    assert table["frac_m_pos"][0] == pytest.approx(np.mean(m > 0))
+
+
+def test_exact_values_use_kaufman_beyond_enumeration():
+    values = exact_values([2.0], 20)
+    assert set(values) == {"e", "C"}
+    assert values["e"][0] == pytest.approx(-1.7455571250, abs=1e-9)
+    assert values["C"][0] == pytest.approx(exact.specific_heat_per_site(2.0, 20))
