@@ -1,0 +1,1 @@
+"""GAN engine: losses, networks, training and sampling, shared by every physical system."""

@@ -1,0 +1,1 @@
+"""Validation: system-agnostic metrics comparing generated samples with Monte Carlo references."""
