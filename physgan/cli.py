@@ -9,6 +9,9 @@ from physgan.errors import UserError
 
 EXAMPLES = """\
 examples:
+  physgan run ising --preset quick --out runs/quick
+  physgan train --data data/ising_L32.h5 --out runs/L32 --preset full --set steps=20000
+  physgan sample --checkpoint runs/L32/checkpoints/best.pt --T 1.8,2.269,3.0 --n-per-temp 10000 --out gen.h5
   physgan simulate ising --L 32 --temps 1.5:3.5:24 --n-per-temp 5000 --seed 0 --out data/ising_L32.h5
   physgan simulate --recipe datasets/ising_L32.toml --out data/ising_L32.h5
   physgan simulate ising --L 64 --temps 2.269 --n-per-temp 1000 --shard 3/8 --out data/shard3.h5
@@ -32,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"physgan {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
+    _add_run(commands)
     _add_simulate(commands)
+    _add_train(commands)
+    _add_sample(commands)
     _add_merge(commands)
     _add_inspect(commands)
     _add_observables(commands)
@@ -71,6 +77,51 @@ options given on the command line override the recipe; --set key=value overrides
     ising.add_argument("--chains", type=int, help="independent chains per temperature (default 64)")
     _add_output(p)
     p.set_defaults(run=_simulate)
+
+
+def _add_run(commands) -> None:
+    p = _command(commands, "run", "Simulate, train, sample and compare in one run directory.", """\
+  physgan run ising --preset quick --out runs/quick
+  physgan run ising --preset full --out runs/full --set train.device=cuda
+  physgan run ising --preset my_preset.toml --out runs/mine""")
+    p.add_argument("system", choices=["ising"])
+    p.add_argument("--preset", default="quick", help="quick, full, or a TOML file (default quick)")
+    p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--force", action="store_true", help="replace an earlier run in the directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=_run)
+
+
+def _add_train(commands) -> None:
+    p = _command(commands, "train", "Train a conditional WGAN on a sample file.", """\
+  physgan train --data data/ising_L16.h5 --out runs/L16 --preset quick
+  physgan train --data data/ising_L32.h5 --out runs/L32 --preset full --set steps=20000 --device cuda
+  physgan train --data data/ising_L32.h5 --out runs/L32 --preset full --resume
+  torchrun --nproc_per_node=2 -m physgan train --data data/ising_L32.h5 --out runs/ddp --preset full""")
+    p.add_argument("--data", required=True, help="training sample file (any supported format)")
+    p.add_argument("--out", required=True, help="run directory (log.jsonl, checkpoints/)")
+    p.add_argument("--preset", help="the [train] table of a preset (quick, full) or of a TOML file")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training setting")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.pt")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--seed", type=int)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=_train)
+
+
+def _add_sample(commands) -> None:
+    p = _command(commands, "sample", "Generate samples from a checkpoint (same file format as the Monte Carlo).", """\
+  physgan sample --checkpoint runs/L32/checkpoints/best.pt --T 1.8,2.269,3.0 --n-per-temp 10000 --out gen.h5
+  physgan sample --checkpoint best.pt --T 1.5:3.5:41 --n-per-temp 1000 --batch-size 4096 --device cuda --out scan.h5""")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--T", help="Ising temperatures: 1.8,2.269,3.0 or start:stop:count")
+    p.add_argument("--n-per-temp", "--n", dest="n", type=int, default=1000, help="samples per condition (default 1000)")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    _add_output(p)
+    p.set_defaults(run=_sample)
 
 
 def _add_merge(commands) -> None:
@@ -120,6 +171,38 @@ def _simulate(args) -> None:
     n = system.simulate_to_file(args.out, config, parse_shard(args.shard), force=args.force, quiet=args.quiet)
     if not args.quiet:
         print(f"wrote {n} {system.NAME} samples to {args.out}")
+
+
+def _run(args) -> None:
+    from physgan.pipeline import run
+
+    run(args.system, args.preset, args.out, args.set, force=args.force, quiet=args.quiet)
+
+
+def _train(args) -> None:
+    from physgan import config as cfg
+    from physgan.gan.train import TrainConfig, train
+    from physgan.io import open_samples
+    from physgan.pipeline import preset_path_values
+
+    values = {}
+    if args.preset:
+        values = preset_path_values(open_samples(args.data).system, args.preset).get("train", {})
+    options = {k: v for k, v in (("device", args.device), ("seed", args.seed)) if v is not None}
+    config = cfg.build(TrainConfig, cfg.merge(cfg.merge(values, cfg.parse_overrides(args.set)), options), "train")
+    trainer = train(args.data, args.out, config, resume=args.resume, quiet=args.quiet)
+    if not args.quiet and trainer.rank == 0:
+        print(f"trained {trainer.step} steps; checkpoints in {args.out}/checkpoints (best physics score "
+              f"{trainer.best_score:.3g})")
+
+
+def _sample(args) -> None:
+    from physgan.gan.sample import sample_to_file
+
+    timing = sample_to_file(args.checkpoint, args.out, {"T": args.T}, args.n, batch_size=args.batch_size,
+                            device=args.device, seed=args.seed, force=args.force, quiet=args.quiet)
+    if not args.quiet:
+        print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
 
 
 def _merge(args) -> None:

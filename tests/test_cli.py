@@ -66,7 +66,8 @@ def test_sharded_simulation_and_merge_from_the_command_line(tmp_path, capsys):
 
 BAD_SIMULATIONS = [
     (["--L", "1"], "L must be at least 2"),
-    (["--L", "7", "--algorithm", "metropolis"], "even L"),
+    (["--L", "7", "--algorithm", "metropolis"], "even L >= 4"),
+    (["--L", "2", "--algorithm", "metropolis"], "even L >= 4"),
     (["--temps", "-1"], "positive"),
     (["--temps", "2.0,abc"], "not a number"),
     (["--temps", "1:2"], "start:stop:count"),

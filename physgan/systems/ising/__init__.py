@@ -2,11 +2,20 @@
 from physgan.systems.ising.formats import read_foreign
 from physgan.systems.ising.mc import IsingMCConfig as SimulationConfig
 from physgan.systems.ising.mc import write_file as simulate_to_file
-from physgan.systems.ising.observables import observables_report
+from physgan.systems.ising.observables import fidelity_report, observables_report
 
 NAME = "ising"
 CONDITIONS = ("T",)
 DATA_FIELDS = ("spins",)
 
-__all__ = ["NAME", "CONDITIONS", "DATA_FIELDS", "SimulationConfig", "observables_report", "read_foreign",
-           "simulate_to_file"]
+__all__ = ["NAME", "CONDITIONS", "DATA_FIELDS", "SimulationConfig", "fidelity_report", "observables_report",
+           "read_foreign", "simulate_to_file"]
+
+
+def __getattr__(name):
+    # The GAN adapter needs torch: load it on first use, so reading files and --help stay light.
+    if name == "generative":
+        import importlib
+
+        return importlib.import_module("physgan.systems.ising.generative")
+    raise AttributeError(name)

@@ -74,8 +74,8 @@ class IsingMCConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
-        if self.L % 2 and self.algorithm != "wolff":
-            raise UserError(f"L = {self.L} is odd: checkerboard Metropolis needs an even L (or use --algorithm wolff)")
+        if self.algorithm == "metropolis" and not _metropolis_ok(self.L):
+            raise UserError(f"L = {self.L}: checkerboard Metropolis needs an even L >= 4 (use --algorithm wolff)")
 
 
 @dataclass
@@ -95,11 +95,17 @@ class TemperatureRun:
     clusters_per_sweep: int
 
 
+def _metropolis_ok(L: int) -> bool:
+    # Odd L breaks the checkerboard; at L = 2 its sweeps trap the stripe states (zero local field
+    # everywhere, so they flip back and forth deterministically): not ergodic.
+    return L % 2 == 0 and L >= 4
+
+
 def choose_algorithm(T: float, config: IsingMCConfig) -> str:
     if config.algorithm != "auto":
         return config.algorithm
     near_critical = abs(T / critical_temperature() - 1.0) < config.wolff_window
-    return "wolff" if near_critical or config.L % 2 else "metropolis"
+    return "wolff" if near_critical or not _metropolis_ok(config.L) else "metropolis"
 
 
 def simulate(config: IsingMCConfig, shard: tuple[int, int] = (0, 1), progress=None):

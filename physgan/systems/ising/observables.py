@@ -156,3 +156,63 @@ def observables_report(samples) -> str:
         lines.append(f"{len(pulls) - len(bad)} of {len(pulls)} comparisons within {PULL_LIMIT:g} standard errors"
                      + ("" if not bad else ": outside: " + ", ".join(f"{n} at T = {t:.4f}" for _, n, t in bad)))
     return "\n".join(lines)
+
+
+def _tolerance(relative: dict, name: str, T: float) -> float | None:
+    """Relative tolerance for observable `name` at T: a key "name@lo:hi" overrides "name" within [lo, hi]."""
+    for key, value in relative.items():
+        base, _, window = key.partition("@")
+        if base == name and window:
+            lo, hi = (float(v) for v in window.split(":"))
+            if lo <= T <= hi:
+                return float(value)
+    return relative.get(name)
+
+
+def fidelity_report(reference, generated, fidelity) -> tuple[str, dict]:
+    """Generated vs reference Monte Carlo per temperature: <e>, <|m|>, fraction of m > 0, and pass/fail.
+
+    A mean passes when it is within its relative tolerance of the reference, or within 3 combined
+    standard errors where statistics are the limit; below T_c the fraction of m > 0 must lie in
+    fidelity.fraction_positive (a generator collapsed onto one sign fails).
+    """
+    from physgan.errors import UserError
+    from physgan.systems.ising.exact import critical_temperature
+    from physgan.textable import format_table, with_error
+
+    (ref, L), (gen, L_gen) = measure_file(reference), measure_file(generated)
+    if L != L_gen:
+        raise UserError(f"lattice sizes differ: {reference.path} has L = {L}, {generated.path} has L = {L_gen}")
+    if not np.array_equal(ref["T"], gen["T"]):
+        raise UserError(f"temperatures differ between {reference.path} and {generated.path}")
+    exact_e = exact_values(ref["T"], L)["e"]
+    rows, results = [], []
+    for i, T in enumerate(ref["T"]):
+        checks = {}
+        for name in ("e", "abs_m"):
+            tolerance = _tolerance(fidelity.relative, name, T)
+            diff = abs(gen[name][i] - ref[name][i])
+            sigma = np.hypot(gen[name + "_err"][i], ref[name + "_err"][i])
+            checks[name] = tolerance is None or bool(diff <= tolerance * abs(ref[name][i]) or diff <= 3 * sigma)
+        lo, hi = fidelity.fraction_positive
+        if T < critical_temperature():
+            checks["frac_m_pos"] = bool(lo <= gen["frac_m_pos"][i] <= hi)
+        results.append({"T": float(T), "pass": all(checks.values()), "checks": checks,
+                        **{f"{k}_{w}": float(t[k][i]) for k in ("e", "abs_m", "frac_m_pos")
+                           for w, t in (("ref", ref), ("gen", gen))}})
+        mark = lambda key: "" if key not in checks else (" ok" if checks[key] else " FAIL")
+        rows.append([f"{T:.4f}", f"{exact_e[i]:.5f}", with_error(ref["e"][i], ref["e_err"][i]),
+                     with_error(gen["e"][i], gen["e_err"][i]) + mark("e"),
+                     f"{100 * (gen['e'][i] / ref['e'][i] - 1):+.2f}%",
+                     with_error(ref["abs_m"][i], ref["abs_m_err"][i]),
+                     with_error(gen["abs_m"][i], gen["abs_m_err"][i]) + mark("abs_m"),
+                     f"{100 * (gen['abs_m'][i] / ref['abs_m'][i] - 1):+.2f}%",
+                     f"{gen['frac_m_pos'][i]:.3f}" + mark("frac_m_pos")])
+    passed = all(r["pass"] for r in results)
+    text = "\n".join([
+        f"generated ({generated.path}, n = {generated.n}) vs Monte Carlo ({reference.path}, n = {reference.n}), L = {L}",
+        format_table(["T", "exact e", "MC <e>", "GAN <e>", "diff", "MC <|m|>", "GAN <|m|>", "diff", "GAN m>0"], rows),
+        f"tolerances: {fidelity.relative} relative or 3 combined standard errors; "
+        f"fraction m > 0 in {fidelity.fraction_positive} below T_c",
+        f"fidelity: {'PASS' if passed else 'FAIL'} ({sum(r['pass'] for r in results)} of {len(results)} temperatures)"])
+    return text, {"pass": passed, "per_condition": results}

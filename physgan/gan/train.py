@@ -1,0 +1,370 @@
+"""The conditional WGAN trainer: one loop, readable top to bottom, for any system.
+
+Randomness is a pure function of (seed, step): every step seeds its own generator, which draws the
+global batch (conditions, samples, augmentation, latents) identically on every process. Resuming from a
+checkpoint therefore continues exactly where the run stopped, and under torchrun each rank takes its
+slice of the same global batch. Gradients are averaged across ranks by an explicit all-reduce instead of
+DistributedDataParallel, whose hooks do not support the gradient penalty's double backward; with losses
+that are batch means, the averaged gradient equals the single-process gradient of the global batch.
+
+Batches are made of condition groups (group_size samples drawn at one training condition), so the
+generator can also be asked to match, per condition, the means of the system's physics features
+(feature matching, Salimans et al. arXiv:1606.03498) against the training data at that condition.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from physgan.errors import UserError
+from physgan.gan import losses
+
+CHECKPOINT_FORMAT = "physgan-checkpoint-1"
+
+
+@dataclass
+class TrainConfig:
+    """WGAN training settings (the [train] table of a preset; `--set key=value` overrides)."""
+
+    steps: int = 2000
+    """generator steps"""
+    batch_size: int = 64
+    """global batch (all processes together)"""
+    group_size: int = 16
+    """samples per condition within a batch"""
+    n_critic: int = 5
+    """critic steps per generator step"""
+    loss: str = "wgan-gp"
+    """minimax, non-saturating, wgan-clip or wgan-gp"""
+    gp_lambda: float = 10.0
+    """gradient-penalty weight (wgan-gp)"""
+    clip: float = 0.01
+    """weight clipping bound (wgan-clip)"""
+    lr_generator: float = 2e-4
+    """Adam learning rate of the generator"""
+    lr_critic: float = 2e-4
+    """Adam learning rate of the critic"""
+    beta1: float = 0.0
+    """Adam beta1"""
+    beta2: float = 0.9
+    """Adam beta2"""
+    ema: float = 0.999
+    """decay of the exponential moving average of generator weights (0: off)"""
+    feature_matching: float = 1.0
+    """weight of the per-condition physics-feature matching term in the generator loss (0: off)"""
+    augment: bool = True
+    """apply the system's exact symmetries to training batches"""
+    log_every: int = 10
+    """steps between lines of log.jsonl"""
+    monitor_every: int = 100
+    """steps between physics monitors (which choose best.pt)"""
+    monitor_samples: int = 256
+    """generated samples per monitored condition"""
+    monitor_conditions: int = 8
+    """training conditions monitored (evenly spread)"""
+    checkpoint_every: int = 500
+    """steps between last.pt checkpoints"""
+    seed: int = 0
+    """seed of every random draw"""
+    device: str = "auto"
+    """cpu, cuda or auto"""
+    network: dict = field(default_factory=dict)
+    """system-specific network settings"""
+
+    def __post_init__(self):
+        checks = [(self.steps >= 1, "steps must be >= 1"), (self.n_critic >= 1, "n_critic must be >= 1"),
+                  (self.loss in losses.LOSSES, f"loss must be one of {', '.join(losses.LOSSES)}"),
+                  (self.group_size >= 1 and self.batch_size % self.group_size == 0,
+                   "batch_size must be a positive multiple of group_size"),
+                  (0 <= self.ema < 1, "ema must be in [0, 1)"), (self.device in ("cpu", "cuda", "auto"),
+                                                                  "device must be cpu, cuda or auto")]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+
+@dataclass
+class TrainingData:
+    """Training samples grouped by condition, with the physics-feature targets of each group."""
+
+    x: torch.Tensor  # stored representation (e.g. int8 lattices), (N, ...)
+    cond: torch.Tensor  # raw conditions (N, n_cond)
+    groups: list[torch.Tensor]  # indices of the samples at each distinct condition
+    group_cond: torch.Tensor  # (n_groups, n_cond) raw
+    target_mean: torch.Tensor  # (n_groups, n_features) feature means per group
+    target_std: torch.Tensor  # (n_groups, n_features) feature spreads per group
+    low: torch.Tensor  # per-condition-column minimum (normalisation)
+    high: torch.Tensor
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; initialises the process group when world > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    return rank, world
+
+
+def normalise(cond: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Map each condition column from its training range onto [-1, 1]."""
+    span = torch.where(high > low, high - low, torch.ones_like(high))
+    return 2 * (cond - low) / span - 1
+
+
+def prepare_data(system, samples) -> TrainingData:
+    x, cond = system.generative.training_tensors(samples)
+    values, inverse = torch.unique(cond, dim=0, return_inverse=True)
+    groups = [torch.nonzero(inverse == g).squeeze(1) for g in range(len(values))]
+    features = torch.cat([system.generative.physics_features(system.generative.to_float(x[i:i + 4096]))
+                          for i in range(0, len(x), 4096)])
+    mean = torch.stack([features[g].mean(0) for g in groups])
+    std = torch.stack([features[g].std(0) if len(g) > 1 else torch.ones(features.shape[1]) for g in groups])
+    return TrainingData(x=x, cond=cond, groups=groups, group_cond=values, target_mean=mean,
+                        target_std=std.clamp_min(1e-3), low=cond.min(0).values, high=cond.max(0).values)
+
+
+def draw_batch(data: TrainingData, config: TrainConfig, generator: torch.Generator):
+    """A global batch: random condition groups, then group_size random samples from each."""
+    n_groups = config.batch_size // config.group_size
+    which = torch.randint(len(data.groups), (n_groups,), generator=generator)
+    index = torch.cat([data.groups[g][torch.randint(len(data.groups[g]), (config.group_size,), generator=generator)]
+                       for g in which.tolist()])
+    return data.x[index], data.cond[index], which
+
+
+class Trainer:
+    def __init__(self, system, data: TrainingData, config: TrainConfig, run_dir: Path, quiet: bool = False):
+        self.system, self.data, self.config, self.quiet = system, data, config, quiet
+        self.run_dir = Path(run_dir)
+        self.rank, self.world = distributed_context()
+        if config.batch_size % (self.world * config.group_size):
+            raise UserError(f"batch_size {config.batch_size} must split into whole condition groups "
+                            f"of {config.group_size} over {self.world} processes")
+        self.device = resolve_device(config.device, self.rank)
+        self.network_config = build_network_config(system, config.network)
+        shape, n_cond = tuple(data.x.shape[1:]), data.cond.shape[1]
+        torch.manual_seed(config.seed)  # initial weights: identical on every rank
+        self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(shape, n_cond, self.network_config))
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if config.ema > 0 else self.G
+        adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+        self.opt_G, self.opt_D = adam(self.G.parameters(), config.lr_generator), adam(self.D.parameters(), config.lr_critic)
+        self.step, self.best_score, self.started = 0, math.inf, time.time()
+        self.low, self.high = data.low.to(self.device), data.high.to(self.device)
+
+    # ----- one training step -------------------------------------------------------------------------
+    def _my_slice(self, *tensors):
+        """This rank's contiguous share of a global batch (whole condition groups)."""
+        share = self.config.batch_size // self.world
+        piece = slice(self.rank * share, (self.rank + 1) * share)
+        return [t[piece] for t in tensors]
+
+    def _inputs(self, generator: torch.Generator):
+        x, cond, groups = draw_batch(self.data, self.config, generator)
+        x = self.system.generative.to_float(x)
+        if self.config.augment:
+            x = self.system.generative.apply_symmetry(x, self.system.generative.symmetry_codes(len(x), generator))
+        latent = self.G.latent(len(x), generator)
+        x, cond = self._my_slice(x, cond)
+        latent = dict(zip(latent, self._my_slice(*latent.values())))
+        per_rank = len(groups) // self.world
+        groups = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
+        return x.to(self.device), normalise(cond.to(self.device), self.low, self.high), latent, groups
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.config
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        for _ in range(cfg.n_critic):
+            real, cond, latent, _ = self._inputs(gen)
+            with torch.no_grad():
+                fake = self.G(latent, cond)
+            loss_D, logs = losses.critic_loss(cfg.loss, self.D, real, fake, cond, gp_lambda=cfg.gp_lambda)
+            self.opt_D.zero_grad(set_to_none=True)
+            loss_D.backward()
+            self._average_gradients(self.D)
+            self.opt_D.step()
+            if cfg.loss == "wgan-clip":
+                losses.clip_weights(self.D, cfg.clip)
+        _, cond, latent, groups = self._inputs(gen)
+        fake = self.G(latent, cond)
+        adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
+        matching = self._feature_matching(fake, groups)
+        loss_G = adversarial + cfg.feature_matching * matching
+        self.opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        self._average_gradients(self.G)
+        self.opt_G.step()
+        self._update_ema()
+        self.step += 1
+        return {"critic_loss": loss_D.item(), **logs, "generator_loss": adversarial.item(),
+                "feature_matching": matching.item()}
+
+    def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        """Mean over condition groups of ((generated mean - training mean) / training spread)^2."""
+        if self.config.feature_matching == 0:
+            return torch.zeros((), device=fake.device)
+        features = self.system.generative.physics_features(fake)
+        means = features.view(len(groups), self.config.group_size, -1).mean(1)
+        target, scale = self.data.target_mean[groups].to(fake.device), self.data.target_std[groups].to(fake.device)
+        return (((means - target) / scale) ** 2).mean()
+
+    def _average_gradients(self, model: torch.nn.Module) -> None:
+        if self.world == 1:
+            return
+        for p in model.parameters():
+            if p.grad is not None:
+                torch.distributed.all_reduce(p.grad)
+                p.grad /= self.world
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        if self.G_ema is self.G:
+            return
+        for averaged, current in zip(self.G_ema.parameters(), self.G.parameters()):
+            averaged.lerp_(current, 1 - self.config.ema)
+
+    # ----- physics monitor ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def monitor(self) -> dict:
+        """Per monitored condition, generated vs training feature means; the score chooses best.pt.
+
+        score = mean over conditions and features of ((generated mean - training mean) / standard error
+        of the generated mean)^2: about 1 for a perfect generator at any monitor size.
+        """
+        cfg, data = self.config, self.data
+        picks = np.unique(np.linspace(0, len(data.groups) - 1, min(cfg.monitor_conditions, len(data.groups))).astype(int))
+        gen = torch.Generator().manual_seed(cfg.seed + 7)  # the same monitor draw every time
+        rows, pulls = [], []
+        for g in picks:
+            cond = data.group_cond[g].expand(cfg.monitor_samples, -1)
+            fake = self.G_ema(self.G_ema.latent(cfg.monitor_samples, gen), normalise(cond.to(self.device), self.low, self.high))
+            features = self.system.generative.physics_features(fake).cpu()
+            mean, err = features.mean(0), features.std(0) / math.sqrt(len(features)) + 1e-6
+            pull = (mean - data.target_mean[g]) / err
+            pulls.append(pull ** 2)
+            rows.append({"condition": data.group_cond[g].tolist(), "generated": mean.tolist(),
+                         "training": data.target_mean[g].tolist()})
+        return {"score": float(torch.stack(pulls).mean()), "features": list(self.system.generative.FEATURE_NAMES),
+                "conditions": rows}
+
+    # ----- the loop ----------------------------------------------------------------------------------
+    def fit(self) -> None:
+        from physgan.progress import progress_bar
+
+        cfg, is_main = self.config, self.rank == 0
+        log = open(self.run_dir / "log.jsonl", "a") if is_main else None
+        try:
+            with progress_bar(total=cfg.steps - self.step, desc="training", quiet=self.quiet or not is_main) as bar:
+                while self.step < cfg.steps:
+                    logs = self.train_step()
+                    bar.update(1)
+                    record = {}
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        record.update(logs)
+                    if self.step % cfg.monitor_every == 0 or self.step == cfg.steps:
+                        record["monitor"] = self.monitor()
+                        if is_main and record["monitor"]["score"] < self.best_score:
+                            self.best_score = record["monitor"]["score"]
+                            self.save("best.pt")
+                    if is_main and record:
+                        log.write(json.dumps({"step": self.step, "time": round(time.time() - self.started, 3),
+                                              **record}) + "\n")
+                        log.flush()
+                    if is_main and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                        self.save("last.pt")
+        finally:
+            if log:
+                log.close()
+
+    # ----- checkpoints -------------------------------------------------------------------------------
+    def state(self) -> dict:
+        """Tensors and plain values only, so that torch.load(weights_only=True) can read it."""
+        return {"format": CHECKPOINT_FORMAT, "system": self.system.NAME, "step": self.step,
+                "best_score": self.best_score, "config": asdict(self.config),
+                "network": asdict(self.network_config), "shape": list(self.data.x.shape[1:]),
+                "conditions": list(self.system.CONDITIONS), "condition_low": self.data.low.tolist(),
+                "condition_high": self.data.high.tolist(), "generator": self.G.state_dict(),
+                "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
+                "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict()}
+
+    def save(self, name: str) -> None:
+        from physgan.io import atomic_output
+
+        directory = self.run_dir / "checkpoints"
+        with atomic_output(directory / name, force=True) as tmp:
+            torch.save(self.state(), tmp)
+
+    def restore(self, checkpoint: dict) -> None:
+        mine = asdict(self.config)
+        changed = sorted(k for k in mine if k != "steps" and checkpoint["config"].get(k) != mine[k])
+        if changed:  # only the number of steps may change: anything else would not be the same run
+            raise UserError(f"--resume: the configuration differs from the checkpoint's ({', '.join(changed)})")
+        self.G.load_state_dict(checkpoint["generator"])
+        self.G_ema.load_state_dict(checkpoint["generator_ema"])
+        self.D.load_state_dict(checkpoint["critic"])
+        self.opt_G.load_state_dict(checkpoint["opt_generator"])
+        self.opt_D.load_state_dict(checkpoint["opt_critic"])
+        self.step, self.best_score = checkpoint["step"], checkpoint["best_score"]
+
+
+def resolve_device(device: str, rank: int = 0) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+        return torch.device("cuda", rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def build_network_config(system, values: dict):
+    from physgan.config import build
+
+    return build(system.generative.NetworkConfig, values, where="network")
+
+
+def load_checkpoint(path) -> dict:
+    """A physgan checkpoint, read with weights_only=True (no code runs); user errors for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign or corrupt files
+        raise UserError(f"{path}: not a readable physgan checkpoint ({type(exc).__name__})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not a physgan checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    return checkpoint
+
+
+def train(data_path, run_dir, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Trainer:
+    """Train on a sample file into RUN_DIR (log.jsonl, checkpoints/last.pt and best.pt)."""
+    from physgan.io import open_samples
+    from physgan.systems import get_system
+
+    samples = open_samples(data_path)
+    system = get_system(samples.system)
+    run_dir = Path(run_dir)
+    last = run_dir / "checkpoints" / "last.pt"
+    if not resume and last.exists():
+        raise UserError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
+    if resume and not last.exists():
+        raise UserError(f"--resume: {last} does not exist")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(system, prepare_data(system, samples), config, run_dir, quiet)
+    if resume:
+        checkpoint = load_checkpoint(last)
+        if checkpoint["system"] != system.NAME:
+            raise UserError(f"--resume: {last} is a {checkpoint['system']} checkpoint, the data are {system.NAME}")
+        trainer.restore(checkpoint)
+    trainer.fit()
+    return trainer

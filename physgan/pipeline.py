@@ -1,0 +1,121 @@
+"""`physgan run SYSTEM --preset NAME --out RUN_DIR`: simulate -> train -> sample -> compare, in one directory.
+
+    RUN_DIR/config.toml          the fully resolved configuration
+    RUN_DIR/data/train.h5        Monte Carlo used for training
+    RUN_DIR/data/test.h5         independent Monte Carlo (other seed, held-out conditions included)
+    RUN_DIR/checkpoints/         last.pt, best.pt
+    RUN_DIR/log.jsonl            training log
+    RUN_DIR/samples/generated.h5 generated sample at the test conditions
+    RUN_DIR/timings.json         wall time of every stage
+    RUN_DIR/report/              validation report
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from physgan import config as cfg
+from physgan.errors import UserError
+
+
+@dataclass
+class SampleConfig:
+    """Sampling settings of a run."""
+
+    n_per_condition: int = 1000
+    """generated samples at each test condition"""
+    batch_size: int = 1024
+    """samples per generator call"""
+    seed: int = 12345
+    """seed of the latent draws"""
+
+
+@dataclass
+class FidelityConfig:
+    """Per-condition acceptance of a run's generated means against its test Monte Carlo (see README)."""
+
+    relative: dict = field(default_factory=dict)
+    """observable -> relative tolerance of the mean (or within 3 combined standard errors)"""
+    fraction_positive: list[float] = field(default_factory=lambda: [0.4, 0.6])
+    """allowed range of the fraction of samples with m > 0 below T_c (Ising)"""
+
+
+def preset_path_values(system_name: str, preset: str) -> dict:
+    values = cfg.load_preset(f"{system_name}-{preset}") if "/" not in preset and not preset.endswith(".toml") \
+        else cfg.load_toml(preset)
+    if values.get("system", system_name) != system_name:
+        raise UserError(f"preset {preset!r} is for system {values['system']!r}, not {system_name!r}")
+    return values
+
+
+def resolve(system, values: dict) -> dict:
+    """Every stage's configuration object, built (and checked) from a preset mapping."""
+    from physgan.gan.train import TrainConfig
+
+    known = {"system", "simulate_train", "simulate_test", "train", "sample", "fidelity"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown preset section {unknown[0]!r} (valid: {', '.join(sorted(known))})")
+    return {"simulate_train": cfg.build(system.SimulationConfig, values.get("simulate_train", {}), "simulate_train"),
+            "simulate_test": cfg.build(system.SimulationConfig, values.get("simulate_test", {}), "simulate_test"),
+            "train": cfg.build(TrainConfig, values.get("train", {}), "train"),
+            "sample": cfg.build(SampleConfig, values.get("sample", {}), "sample"),
+            "fidelity": cfg.build(FidelityConfig, values.get("fidelity", {}), "fidelity")}
+
+
+def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = None, *, force: bool = False,
+        quiet: bool = False) -> dict:
+    from physgan.gan.sample import sample_to_file
+    from physgan.gan.train import train
+    from physgan.io import open_samples
+    from physgan.systems import get_system
+
+    system = get_system(system_name)
+    values = cfg.merge(preset_path_values(system_name, preset), cfg.parse_overrides(overrides))
+    stages = resolve(system, values)
+    run_dir = Path(run_dir)
+    if (run_dir / "config.toml").exists() and not force:
+        raise UserError(f"{run_dir} already holds a run; pass --force to start it again from scratch")
+    if force:
+        _clear_run(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = {"system": system_name, **{name: asdict(value) for name, value in stages.items()}}
+    (run_dir / "config.toml").write_text(cfg.to_toml(resolved))
+    timings, say = {}, (lambda text: None) if quiet else print
+
+    def stage(name, action):
+        say(f"[{name}] ...")
+        started = time.perf_counter()
+        result = action()
+        timings[name] = round(time.perf_counter() - started, 2)
+        say(f"[{name}] done in {timings[name]:.1f} s")
+        return result
+
+    stage("simulate train", lambda: system.simulate_to_file(run_dir / "data/train.h5", stages["simulate_train"], quiet=quiet))
+    stage("simulate test", lambda: system.simulate_to_file(run_dir / "data/test.h5", stages["simulate_test"], quiet=quiet))
+    stage("train", lambda: train(run_dir / "data/train.h5", run_dir, stages["train"], quiet=quiet))
+    test = open_samples(run_dir / "data/test.h5")
+    sampling = stage("sample", lambda: sample_to_file(
+        run_dir / "checkpoints/best.pt", run_dir / "samples/generated.h5", system.generative.test_conditions(test),
+        stages["sample"].n_per_condition, batch_size=stages["sample"].batch_size, device=stages["train"].device,
+        seed=stages["sample"].seed, quiet=quiet))
+    generated = open_samples(run_dir / "samples/generated.h5")
+    text, fidelity = stage("compare", lambda: system.fidelity_report(test, generated, stages["fidelity"]))
+    summary = {"timings_s": timings, "total_s": round(sum(timings.values()), 2),
+               "generated_per_second": sampling["per_second"], "fidelity": fidelity}
+    (run_dir / "timings.json").write_text(json.dumps(summary, indent=1))
+    say(text)
+    say(f"run directory: {run_dir} (total {summary['total_s']:.0f} s)")
+    return summary
+
+
+def _clear_run(run_dir: Path) -> None:
+    """Remove what an earlier run wrote (only physgan's own files and folders)."""
+    import shutil
+
+    for name in ("config.toml", "log.jsonl", "timings.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in ("data", "checkpoints", "samples", "report"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)

@@ -1,0 +1,194 @@
+"""What the GAN engine needs from the Ising system: tensors, networks, symmetries, physics features.
+
+Networks (choices and why):
+- Generator: a per-site Gaussian noise field plus a global latent vector, turned into a lattice by
+  circular-padded, dilated residual convolutions with FiLM temperature conditioning, then tanh.
+  Site noise is the natural source of local thermal fluctuations, the global vector of long-range
+  structure (domains, the size of m). With i.i.d. site noise and circular convolutions the output
+  distribution is exactly translation invariant.
+- The remaining exact symmetries of the Boltzmann weight (global spin flip, the 8 lattice symmetries)
+  are imposed on the output by a random group element per sample, so the generator cannot collapse
+  onto one sign of m below T_c (the failure reported in the literature, PHYSICS.md).
+- Straight-through binarisation: the forward pass emits sign(tanh(.)) = +-1, as in the data, while the
+  gradient flows through tanh. The critic therefore never sees soft spins it could exploit, and what is
+  trained is exactly what is sampled.
+- Critic: circular convolutions without BatchNorm (it would couple samples and spoil the gradient
+  penalty), global pooling, and an MLP head that also receives e, |m| and m^2 of the input and an
+  embedding of T, so it can compare the thermodynamics of a lattice with its temperature directly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from physgan.gan.nets import FiLM, PeriodicResBlock, dilations, mlp
+
+FEATURE_NAMES = ("e", "abs_m")  # physics features matched per temperature and monitored during training
+
+
+@dataclass
+class NetworkConfig:
+    """Ising generator and critic sizes."""
+
+    channels: int = 32
+    """generator channels"""
+    blocks: int = 4
+    """generator residual blocks"""
+    critic_channels: int = 32
+    """critic channels"""
+    critic_blocks: int = 3
+    """critic residual blocks"""
+    z_dim: int = 16
+    """global latent dimension"""
+    noise_channels: int = 2
+    """channels of per-site Gaussian noise"""
+    embed_dim: int = 32
+    """temperature embedding width"""
+    straight_through: bool = True
+    """emit +-1 spins in the forward pass (gradient through tanh)"""
+    symmetrize: bool = True
+    """apply a random global flip and lattice symmetry to every generated sample"""
+
+
+def lattice_energy(x: torch.Tensor) -> torch.Tensor:
+    """e = -(1/N) sum_i s_i (s_{i+x} + s_{i+y}) for x (B, 1, L, L), differentiable (soft spins allowed)."""
+    bonds = x * (torch.roll(x, 1, dims=-1) + torch.roll(x, 1, dims=-2))
+    return -bonds.mean(dim=(1, 2, 3))
+
+
+def physics_features(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2): e and |m| per lattice, in the order of FEATURE_NAMES."""
+    return torch.stack([lattice_energy(x), x.mean(dim=(1, 2, 3)).abs()], dim=1)
+
+
+def symmetry_codes(batch: int, generator: torch.Generator) -> torch.Tensor:
+    """Random int64 codes, one per sample, each naming an element of Z2 x translations x D4."""
+    return torch.randint(0, 2**62, (batch,), generator=generator)
+
+
+def apply_symmetry(x: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Apply to each lattice of x (B, 1, L, L) the group element its code names.
+
+    Bits of the code: 0 global spin flip, 1 transpose, 2 and 3 mirror images, 4-23 and 24-43 the
+    translation. All are exact symmetries of the Ising weight on the torus, so this is free data for the
+    critic and an exact constraint on the generator. A per-sample code (not a shared random stream) keeps
+    each sample's transformation fixed however a batch is split across processes.
+    """
+    codes = codes.to(x.device)
+    B, L = x.shape[0], x.shape[-1]
+    bit = lambda k: ((codes >> k) & 1).bool()[:, None, None, None]
+    arange = torch.arange(L, device=x.device)[None, :]
+    rows = (arange + ((codes >> 4) % L)[:, None]) % L
+    cols = (arange + ((codes >> 24) % L)[:, None]) % L
+    x = x[torch.arange(B, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    x = torch.where(bit(1), x.transpose(-1, -2), x)
+    x = torch.where(bit(2), x.flip(-1), x)
+    x = torch.where(bit(3), x.flip(-2), x)
+    return torch.where(bit(0), -x, x)
+
+
+def straight_through_sign(x: torch.Tensor) -> torch.Tensor:
+    """+-1 in the forward pass, identity gradient (Bengio et al., arXiv:1308.3432)."""
+    hard = torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
+    return x + (hard - x).detach()
+
+
+class Generator(nn.Module):
+    """(latent, normalised condition (B, n_cond)) -> lattices (B, 1, L, L) in [-1, 1] (+-1 if straight_through)."""
+
+    def __init__(self, L: int, n_cond: int, config: NetworkConfig):
+        super().__init__()
+        self.L, self.config = L, config
+        c = config.channels
+        self.embed = mlp([n_cond, config.embed_dim, config.embed_dim])
+        self.stem = nn.Conv2d(config.noise_channels, c, 3, padding=1, padding_mode="circular")
+        self.from_z = nn.Linear(config.z_dim, c)
+        self.z_film = FiLM(config.embed_dim, c)
+        self.blocks = nn.ModuleList(PeriodicResBlock(c, config.embed_dim, d) for d in dilations(config.blocks, L))
+        self.out = nn.Conv2d(c, 1, 1)
+
+    def latent(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Random inputs for `batch` samples (CPU tensors; every key has the batch as first dimension)."""
+        cfg = self.config
+        return {"z": torch.randn(batch, cfg.z_dim, generator=generator),
+                "field": torch.randn(batch, cfg.noise_channels, self.L, self.L, generator=generator),
+                "symmetry": symmetry_codes(batch, generator)}
+
+    def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
+        device = cond.device
+        embedding = self.embed(cond)
+        h = self.stem(latent["field"].to(device)) + self.from_z(latent["z"].to(device))[:, :, None, None]
+        h = self.z_film(h, embedding)
+        for block in self.blocks:
+            h = block(h, embedding)
+        x = torch.tanh(self.out(h))
+        if self.config.straight_through:
+            x = straight_through_sign(x)
+        if self.config.symmetrize:
+            x = apply_symmetry(x, latent["symmetry"])
+        return x
+
+
+class Critic(nn.Module):
+    """(lattices (B, 1, L, L), normalised condition (B, n_cond)) -> scores (B,)."""
+
+    def __init__(self, L: int, n_cond: int, config: NetworkConfig):
+        super().__init__()
+        c, e = config.critic_channels, config.embed_dim
+        self.embed = mlp([n_cond, e, e])
+        self.stem = nn.Conv2d(1, c, 3, padding=1, padding_mode="circular")
+        self.blocks = nn.ModuleList(PeriodicResBlock(c, e, d) for d in dilations(config.critic_blocks, L))
+        self.head = mlp([2 * c + 3 + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        embedding = self.embed(cond)
+        h = self.stem(x)
+        for block in self.blocks:
+            h = block(h, embedding)
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.abs().mean(dim=(2, 3))], dim=1)
+        m = x.mean(dim=(1, 2, 3))
+        physics = torch.stack([lattice_energy(x), m.abs(), m * m], dim=1)
+        return self.head(torch.cat([pooled, physics, embedding], dim=1)).squeeze(1)
+
+
+def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[Generator, Critic]:
+    L = shape[-1]
+    return Generator(L, n_cond, config), Critic(L, n_cond, config)
+
+
+def training_tensors(samples) -> tuple[torch.Tensor, torch.Tensor]:
+    """All lattices as int8 (N, 1, L, L) (1 byte a spin: L = 32 x 120k is 123 MB) and raw T as (N, 1)."""
+    spins, T = [], []
+    for chunk in samples.iter_chunks(names=("spins", "T")):
+        spins.append(torch.from_numpy(chunk["spins"]))
+        T.append(torch.from_numpy(chunk["T"].astype(np.float32)))
+    return torch.cat(spins)[:, None], torch.cat(T)[:, None]
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """The network representation of stored lattices: float +-1."""
+    return x.float()
+
+
+def to_arrays(x: torch.Tensor, cond: torch.Tensor) -> dict[str, np.ndarray]:
+    """Generated lattices (B, 1, L, L) and raw conditions (B, 1) -> sample-file arrays (+-1 int8 spins, T)."""
+    spins = torch.where(x[:, 0] >= 0, 1, -1).to(torch.int8)
+    return {"spins": spins.cpu().numpy(), "T": cond[:, 0].cpu().numpy().astype(np.float32)}
+
+
+def parse_conditions(options: dict) -> np.ndarray:
+    """Distinct raw conditions (k, 1) from sampling options: {"T": "1.8,2.269,3.0"} or a list of floats."""
+    from physgan.config import parse_temperatures
+    from physgan.errors import UserError
+
+    if options.get("T") is None:
+        raise UserError("say at which temperatures to sample: --T 1.8,2.269,3.0 (or start:stop:count)")
+    return np.array(parse_temperatures(options["T"]), dtype=np.float32)[:, None]
+
+
+def test_conditions(samples) -> np.ndarray:
+    """The distinct conditions (k, 1) of a sample file: where a run samples its generator."""
+    return np.unique(samples.read("T")).astype(np.float32)[:, None]

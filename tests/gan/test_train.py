@@ -1,0 +1,161 @@
+"""Trainer, checkpoints, exact resume, 2-process data parallelism, sampler, and the run pipeline."""
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from physgan.cli import main
+from physgan.errors import UserError
+from physgan.gan.sample import sample_to_file
+from physgan.gan.train import TrainConfig, Trainer, load_checkpoint, prepare_data, train
+from physgan.io import open_samples
+from physgan.systems import get_system
+
+TINY_NET = {"channels": 8, "blocks": 2, "critic_channels": 8, "critic_blocks": 1, "z_dim": 4, "embed_dim": 8}
+
+
+def tiny_config(**changes):
+    settings = dict(steps=4, batch_size=16, group_size=4, n_critic=2, log_every=1, monitor_every=2,
+                    monitor_samples=16, monitor_conditions=2, checkpoint_every=2, device="cpu", network=TINY_NET)
+    return TrainConfig(**{**settings, **changes})
+
+
+def parameters(state: dict) -> dict:
+    return {f"{net}.{k}": v for net in ("generator", "generator_ema", "critic") for k, v in state[net].items()}
+
+
+def test_checkpoints_are_plain_and_resume_is_exact(small_ising_file, tmp_path):
+    straight = train(small_ising_file, tmp_path / "a", tiny_config(steps=4), quiet=True)
+    train(small_ising_file, tmp_path / "b", tiny_config(steps=2), quiet=True)
+    resumed = train(small_ising_file, tmp_path / "b", tiny_config(steps=4), resume=True, quiet=True)
+    expected, got = parameters(straight.state()), parameters(resumed.state())
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+    checkpoint = torch.load(tmp_path / "a/checkpoints/last.pt", weights_only=True)
+    assert checkpoint["step"] == 4 and checkpoint["system"] == "ising"
+    assert (tmp_path / "a/checkpoints/best.pt").exists()
+    lines = [json.loads(line) for line in (tmp_path / "a/log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == [1, 2, 3, 4]
+    assert {"wasserstein", "gradient_penalty", "generator_loss", "critic_loss", "time"} <= set(lines[0])
+    assert set(lines[1]["monitor"]) == {"score", "features", "conditions"}
+
+
+def test_a_second_run_into_the_same_directory_needs_resume(small_ising_file, tmp_path):
+    train(small_ising_file, tmp_path / "r", tiny_config(steps=1), quiet=True)
+    with pytest.raises(UserError, match="--resume"):
+        train(small_ising_file, tmp_path / "r", tiny_config(steps=1), quiet=True)
+    with pytest.raises(UserError, match="configuration differs"):
+        train(small_ising_file, tmp_path / "r", tiny_config(steps=2, lr_critic=1e-3), resume=True, quiet=True)
+
+
+def _ddp_worker(rank, world, port, data_path, out_dir):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    train(data_path, out_dir, tiny_config(steps=2, ema=0.0), quiet=True)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_processes_take_the_same_step_as_one(small_ising_file, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(small_ising_file), str(tmp_path / "ddp")), nprocs=2, join=True)
+    single = train(small_ising_file, tmp_path / "one", tiny_config(steps=2, ema=0.0), quiet=True)
+    ddp = load_checkpoint(tmp_path / "ddp/checkpoints/last.pt")
+    expected, got = parameters(single.state()), parameters(ddp)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_sampler_writes_the_monte_carlo_format(small_ising_file, tmp_path):
+    train(small_ising_file, tmp_path / "s", tiny_config(steps=2), quiet=True)
+    sample_to_file(tmp_path / "s/checkpoints/best.pt", tmp_path / "gen.h5", {"T": "1.8,2.5"}, 30, batch_size=16,
+                   device="cpu", quiet=True)
+    generated = open_samples(tmp_path / "gen.h5")
+    assert (generated.system, generated.source, generated.n) == ("ising", "gan", 60)
+    spins = generated.read("spins")
+    assert spins.dtype == np.int8 and spins.shape == (60, 8, 8) and set(np.unique(spins)) <= {-1, 1}
+    np.testing.assert_array_equal(generated.read("T"), np.repeat(np.float32([1.8, 2.5]), 30))
+    assert generated.provenance["config"]["step"] == 2
+
+
+def test_bad_checkpoints_are_user_errors(tmp_path):
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+
+    class Evil:
+        pass
+
+    torch.save({"format": "physgan-checkpoint-1", "x": Evil()}, tmp_path / "pickle.pt")
+    for name, message in (("missing.pt", "no such checkpoint"), ("foreign.pt", "not a physgan checkpoint"),
+                          ("garbage.pt", "not a readable"), ("pickle.pt", "not a readable")):
+        with pytest.raises(UserError, match=message):
+            load_checkpoint(tmp_path / name)
+
+
+def test_tiny_run_end_to_end(tmp_path, capsys):
+    preset = tmp_path / "tiny.toml"
+    preset.write_text(f"""system = "ising"
+[simulate_train]
+L = 8
+temps = [1.8, 2.4, 3.0]
+n_per_temp = 64
+chains = 16
+[simulate_test]
+L = 8
+temps = [1.8, 2.1, 3.0]
+n_per_temp = 32
+chains = 16
+seed = 99
+[train]
+steps = 2
+batch_size = 16
+group_size = 4
+n_critic = 1
+monitor_every = 1
+monitor_samples = 8
+device = "cpu"
+network = {json.dumps(TINY_NET).replace(':', ' =').replace('"', '')}
+[sample]
+n_per_condition = 20
+[fidelity]
+relative = {{e = 0.02, abs_m = 0.03}}
+""")
+    assert main(["run", "ising", "--preset", str(preset), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    for path in ("config.toml", "data/train.h5", "data/test.h5", "checkpoints/last.pt", "checkpoints/best.pt",
+                 "log.jsonl", "samples/generated.h5", "timings.json"):
+        assert (tmp_path / "run" / path).exists(), path
+    generated = open_samples(tmp_path / "run/samples/generated.h5")
+    assert sorted(np.unique(generated.read("T")).tolist()) == pytest.approx([1.8, 2.1, 3.0])
+    assert main(["run", "ising", "--preset", str(preset), "--out", str(tmp_path / "run")]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "{data}", "--out", "{tmp}/x", "--preset", "nope"], "unknown preset"),
+    (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "stepz=3"], "unknown train key 'stepz'"),
+    (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "loss=hinge"], "loss must be one of"),
+    (["train", "--data", "{tmp}/missing.h5", "--out", "{tmp}/x"], "no such file"),
+    (["sample", "--checkpoint", "{tmp}/missing.pt", "--T", "2", "--out", "{tmp}/g.h5"], "no such checkpoint"),
+    (["run", "ising", "--preset", "nope", "--out", "{tmp}/r"], "unknown preset"),
+])
+def test_bad_training_and_sampling_inputs(small_ising_file, tmp_path, capsys, args, message):
+    args = [a.format(data=small_ising_file, tmp=tmp_path) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("physgan: error:") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "g.h5").exists()
+
+
+def test_monitor_conditions_come_from_the_training_data(small_ising_file, tmp_path):
+    system = get_system("ising")
+    data = prepare_data(system, open_samples(small_ising_file))
+    assert data.group_cond[:, 0].tolist() == pytest.approx([1.8, 2.269, 3.0])
+    assert data.target_mean.shape == (3, 2)  # (conditions, features e and |m|)
+    trainer = Trainer(system, data, tiny_config(), tmp_path)
+    report = trainer.monitor()
+    assert len(report["conditions"]) == 2 and report["score"] > 0

@@ -1,0 +1,58 @@
+"""Ising networks: exact symmetries, straight-through spins, conditioning, physics features."""
+import numpy as np
+import torch
+
+from physgan.gan.train import normalise
+from physgan.systems.ising import generative
+from physgan.systems.ising.observables import energy_per_site, magnetization
+from tests.conftest import random_spins
+
+
+def test_symmetries_preserve_the_physics_and_cover_both_signs():
+    x = torch.from_numpy(random_spins(64, 8, seed=1)).float()[:, None]
+    codes = generative.symmetry_codes(64, torch.Generator().manual_seed(0))
+    y = generative.apply_symmetry(x, codes)
+    features_x, features_y = generative.physics_features(x), generative.physics_features(y)
+    torch.testing.assert_close(features_x, features_y)  # e and |m| are invariant
+    flipped = (codes & 1).bool()
+    m_x, m_y = x.mean((1, 2, 3)), y.mean((1, 2, 3))
+    torch.testing.assert_close(m_y, torch.where(flipped, -m_x, m_x))
+    assert 0 < flipped.float().mean() < 1
+    assert not torch.equal(x, y)
+
+
+def test_each_lattice_symmetry_is_a_permutation_of_sites():
+    x = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(16, 1, 1, 1) + 1
+    codes = torch.arange(16) << 1  # no spin flip; every combination of transpose/mirrors and some shifts
+    y = generative.apply_symmetry(x, codes)
+    for lattice in y:
+        assert sorted(lattice.flatten().tolist()) == list(range(1, 17))
+    assert len({tuple(l.flatten().tolist()) for l in y[:8]}) == 8  # the 8 elements of D4 are distinct
+
+
+def test_torch_features_agree_with_the_numpy_observables():
+    spins = random_spins(10, 6, seed=2)
+    features = generative.physics_features(torch.from_numpy(spins).float()[:, None]).double().numpy()
+    np.testing.assert_allclose(features[:, 0], energy_per_site(spins), atol=1e-6)
+    np.testing.assert_allclose(features[:, 1], np.abs(magnetization(spins)), atol=1e-6)
+
+
+def test_generator_emits_spins_and_depends_on_temperature():
+    torch.manual_seed(0)
+    config = generative.NetworkConfig(channels=8, blocks=2, critic_channels=8, critic_blocks=1)
+    G, D = generative.make_networks((1, 8, 8), 1, config)
+    for p in G.parameters():  # FiLM starts as the identity; perturb so conditioning has an effect
+        torch.nn.init.normal_(p, std=0.3)
+    latent = G.latent(32, torch.Generator().manual_seed(1))
+    cold, hot = G(latent, torch.full((32, 1), -1.0)), G(latent, torch.full((32, 1), 1.0))
+    assert set(cold.unique().tolist()) <= {-1.0, 1.0}
+    assert not torch.equal(cold, hot)
+    cold.sum().backward()  # straight-through: gradients reach the generator
+    assert all(p.grad is not None for p in G.parameters() if p.requires_grad)
+    assert D(cold.detach(), torch.zeros(32, 1)).shape == (32,)
+
+
+def test_conditions_are_normalised_to_the_training_range():
+    low, high = torch.tensor([1.5]), torch.tensor([3.5])
+    torch.testing.assert_close(normalise(torch.tensor([[1.5], [2.5], [3.5]]), low, high),
+                               torch.tensor([[-1.0], [0.0], [1.0]]))
