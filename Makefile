@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml setup.py constraints.txt physgan/systems/ising/_kernels
 	$(BIN)/pip install -q -c constraints.txt --no-build-isolation -e ".[jets,report,test]"
 	touch $(STAMP)
 
+# The quick Ising pipeline (Monte Carlo -> WGAN -> samples -> validation), then the test Monte Carlo's
+# thermodynamics against the exact finite-L solution.
 demo: install
-	$(BIN)/physgan demo
+	$(BIN)/physgan run ising --preset quick --out runs/demo --force
+	$(BIN)/physgan observables runs/demo/data/test.h5
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -142,6 +142,8 @@ def _coerce(value: Any, hint, where: str):
         if not isinstance(value, (list, tuple)):
             value = [value]
         return [_coerce(v, item, where) for v in value]
+    if hint is dict and isinstance(value, dict):
+        return dict(value)  # checked later by whoever owns these settings (e.g. a system's NetworkConfig)
     if hint is bool:
         if isinstance(value, bool):
             return value

@@ -56,6 +56,8 @@ class TrainConfig:
     """Adam beta1"""
     beta2: float = 0.9
     """Adam beta2"""
+    lr_decay: float = 0.0
+    """fraction of the run, at its end, over which learning rates fall linearly to zero (0: constant)"""
     ema: float = 0.999
     """decay of the exponential moving average of generator weights (0: off)"""
     feature_matching: float = 1.0
@@ -84,7 +86,7 @@ class TrainConfig:
                   (self.loss in losses.LOSSES, f"loss must be one of {', '.join(losses.LOSSES)}"),
                   (self.group_size >= 1 and self.batch_size % self.group_size == 0,
                    "batch_size must be a positive multiple of group_size"),
-                  (0 <= self.ema < 1, "ema must be in [0, 1)"), (self.device in ("cpu", "cuda", "auto"),
+                  (0 <= self.ema < 1, "ema must be in [0, 1)"), (0 <= self.lr_decay <= 1, "lr_decay must be in [0, 1]"), (self.device in ("cpu", "cuda", "auto"),
                                                                   "device must be cpu, cuda or auto")]
         for ok, message in checks:
             if not ok:
@@ -180,9 +182,20 @@ class Trainer:
         groups = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
         return x.to(self.device), normalise(cond.to(self.device), self.low, self.high), latent, groups
 
+    def _set_learning_rates(self) -> None:
+        """Constant, then linear to zero over the last lr_decay of the run: a settling game ends more
+        precisely than one still oscillating at full step size. A function of the step, so resume is exact."""
+        cfg = self.config
+        start = cfg.steps * (1 - cfg.lr_decay)
+        factor = 1.0 if self.step < start else max(0.0, (cfg.steps - self.step) / max(1.0, cfg.steps - start))
+        for optimiser, lr in ((self.opt_G, cfg.lr_generator), (self.opt_D, cfg.lr_critic)):
+            for group in optimiser.param_groups:
+                group["lr"] = lr * factor
+
     def train_step(self) -> dict[str, float]:
         cfg = self.config
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
+        self._set_learning_rates()
         for _ in range(cfg.n_critic):
             real, cond, latent, _ = self._inputs(gen)
             with torch.no_grad():
