@@ -176,11 +176,12 @@ class Trainer:
         if self.config.augment:
             x = self.system.generative.apply_symmetry(x, self.system.generative.symmetry_codes(len(x), generator))
         latent = self.G.latent(len(x), generator)
-        x, cond = self._my_slice(x, cond)
+        eps = torch.rand(len(x), generator=generator)  # gradient-penalty interpolation weights
+        x, cond, eps = self._my_slice(x, cond, eps)
         latent = dict(zip(latent, self._my_slice(*latent.values())))
         per_rank = len(groups) // self.world
         groups = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
-        return x.to(self.device), normalise(cond.to(self.device), self.low, self.high), latent, groups
+        return x.to(self.device), normalise(cond.to(self.device), self.low, self.high), latent, groups, eps
 
     def _set_learning_rates(self) -> None:
         """Constant, then linear to zero over the last lr_decay of the run: a settling game ends more
@@ -197,17 +198,18 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         self._set_learning_rates()
         for _ in range(cfg.n_critic):
-            real, cond, latent, _ = self._inputs(gen)
+            real, cond, latent, _, eps = self._inputs(gen)
             with torch.no_grad():
                 fake = self.G(latent, cond)
-            loss_D, logs = losses.critic_loss(cfg.loss, self.D, real, fake, cond, gp_lambda=cfg.gp_lambda)
+            loss_D, logs = losses.critic_loss(cfg.loss, self.D, real, fake, cond, gp_lambda=cfg.gp_lambda,
+                                              eps=eps)
             self.opt_D.zero_grad(set_to_none=True)
             loss_D.backward()
             self._average_gradients(self.D)
             self.opt_D.step()
             if cfg.loss == "wgan-clip":
                 losses.clip_weights(self.D, cfg.clip)
-        _, cond, latent, groups = self._inputs(gen)
+        _, cond, latent, groups, _ = self._inputs(gen)
         fake = self.G(latent, cond)
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
         matching = self._feature_matching(fake, groups)

@@ -52,23 +52,62 @@ def test_a_second_run_into_the_same_directory_needs_resume(small_ising_file, tmp
         train(small_ising_file, tmp_path / "r", tiny_config(steps=2, lr_critic=1e-3), resume=True, quiet=True)
 
 
+def _record_gradients(trainer_class, sink: list):
+    """Wrap Trainer._average_gradients to keep a copy of every averaged gradient."""
+    original = trainer_class._average_gradients
+
+    def recording(self, model):
+        original(self, model)
+        sink.append([p.grad.detach().clone() for p in model.parameters() if p.grad is not None])
+
+    return recording
+
+
 def _ddp_worker(rank, world, port, data_path, out_dir):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    gradients = []
+    Trainer._average_gradients = _record_gradients(Trainer, gradients)
     train(data_path, out_dir, tiny_config(steps=2, ema=0.0), quiet=True)
+    if rank == 0:
+        torch.save(gradients, f"{out_dir}/gradients.pt")
     torch.distributed.destroy_process_group()
 
 
-def test_two_processes_take_the_same_step_as_one(small_ising_file, tmp_path):
+def test_two_processes_take_the_same_step_as_one(small_ising_file, tmp_path, monkeypatch):
+    """Each rank sees half of the global batch; the all-reduced gradients must be those of one process
+    seeing all of it, and so must the parameters after the steps. Where a gradient cancels to rounding
+    level (e.g. a critic bias: mean over real minus mean over fake), Adam's first step, lr * g / |g|,
+    turns rounding noise into a full step of either sign, so parameters are compared elsewhere."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mp.spawn(_ddp_worker, args=(2, port, str(small_ising_file), str(tmp_path / "ddp")), nprocs=2, join=True)
+    single_gradients = []
+    monkeypatch.setattr(Trainer, "_average_gradients", _record_gradients(Trainer, single_gradients))
     single = train(small_ising_file, tmp_path / "one", tiny_config(steps=2, ema=0.0), quiet=True)
-    ddp = load_checkpoint(tmp_path / "ddp/checkpoints/last.pt")
-    expected, got = parameters(single.state()), parameters(ddp)
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-6, msg=name)
+    ddp_gradients = torch.load(tmp_path / "ddp/gradients.pt", weights_only=True)
+    assert len(ddp_gradients) == len(single_gradients) == 2 * (2 + 1)  # steps x (n_critic + generator)
+    rounding_level = []
+    for one, two in zip(single_gradients, ddp_gradients):
+        for g1, g2 in zip(one, two):
+            scale = g1.abs().max()
+            # later steps inherit the rounding-level differences above at the 1e-4 level; a bug
+            # (no averaging, wrong slice) shows up at order 1
+            torch.testing.assert_close(g2, g1, rtol=1e-3, atol=1e-4 * float(scale))
+        rounding_level.append([g.abs() < 1e-5 * g.abs().max() for g in one])
+    expected, got = parameters(single.state()), parameters(load_checkpoint(tmp_path / "ddp/checkpoints/last.pt"))
+    tiny = {f"{net}.{name}": torch.zeros_like(p, dtype=torch.bool)
+            for net, model in (("generator", single.G), ("critic", single.D)) for name, p in model.named_parameters()}
+    for step_masks, (net, model) in zip(rounding_level, [("critic", single.D)] * 2 + [("generator", single.G)]
+                                         + [("critic", single.D)] * 2 + [("generator", single.G)]):
+        for (name, _), mask in zip(model.named_parameters(), step_masks):
+            tiny[f"{net}.{name}"] |= mask
+    for name, value in expected.items():
+        if name in tiny:
+            keep = ~tiny[name]
+            torch.testing.assert_close(got[name][keep], value[keep], rtol=1e-3, atol=1e-5, msg=name)
+    assert sum(int((~m).sum()) for m in tiny.values()) > 0.95 * sum(m.numel() for m in tiny.values())
 
 
 def test_sampler_writes_the_monte_carlo_format(small_ising_file, tmp_path):
@@ -83,14 +122,15 @@ def test_sampler_writes_the_monte_carlo_format(small_ising_file, tmp_path):
     assert generated.provenance["config"]["step"] == 2
 
 
+class ArbitraryObject:
+    """A pickled object: weights_only loading must refuse it rather than run its class's code."""
+
+
 def test_bad_checkpoints_are_user_errors(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
 
-    class Evil:
-        pass
-
-    torch.save({"format": "physgan-checkpoint-1", "x": Evil()}, tmp_path / "pickle.pt")
+    torch.save({"format": "physgan-checkpoint-1", "x": ArbitraryObject()}, tmp_path / "pickle.pt")
     for name, message in (("missing.pt", "no such checkpoint"), ("foreign.pt", "not a physgan checkpoint"),
                           ("garbage.pt", "not a readable"), ("pickle.pt", "not a readable")):
         with pytest.raises(UserError, match=message):

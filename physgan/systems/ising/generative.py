@@ -2,7 +2,8 @@
 
 Networks (choices and why):
 - Generator: a per-site Gaussian noise field plus a global latent vector, turned into a lattice by
-  circular-padded, dilated residual convolutions with FiLM temperature conditioning, then tanh.
+  circular-padded, dilated residual convolutions (coarse to fine) with FiLM temperature conditioning,
+  then tanh.
   Site noise is the natural source of local thermal fluctuations, the global vector of long-range
   structure (domains, the size of m). With i.i.d. site noise and circular convolutions the output
   distribution is exactly translation invariant.
@@ -107,7 +108,9 @@ class Generator(nn.Module):
         self.stem = nn.Conv2d(config.noise_channels, c, 3, padding=1, padding_mode="circular")
         self.from_z = nn.Linear(config.z_dim, c)
         self.z_film = FiLM(config.embed_dim, c)
-        self.blocks = nn.ModuleList(PeriodicResBlock(c, config.embed_dim, d) for d in dilations(config.blocks, L))
+        # coarse to fine: long-range structure first, local alignment (set by e) decided last
+        self.blocks = nn.ModuleList(PeriodicResBlock(c, config.embed_dim, d)
+                                    for d in reversed(dilations(config.blocks, L)))
         self.out = nn.Conv2d(c, 1, 1)
 
     def latent(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -190,8 +190,11 @@ def _equilibrate(chains, sweep, config: IsingMCConfig):
         S *= 2
 
 
-def write_file(path, config: IsingMCConfig, shard: tuple[int, int] = (0, 1), *, force=False, quiet=False) -> int:
+def write_file(path, config: IsingMCConfig, shard: tuple[int, int] = (0, 1), *, force=False, quiet=False,
+               root=None) -> int:
     """Run the Monte Carlo and write a physgan sample file (atomically). Returns the number stored."""
+    if root is not None:
+        raise UserError("--root writes jet constituents; Ising samples are HDF5 only")
     from physgan.io import SampleWriter, provenance
     from physgan.progress import progress_bar
     from physgan.systems.ising.kernels import compiled_kernels_available

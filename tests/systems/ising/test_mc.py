@@ -101,3 +101,21 @@ def test_shards_are_independent_and_merge(tmp_path):
     with pytest.raises(UserError, match="different configuration"):
         merge_sample_files([str(paths[0]), str(paths[1]), str(tmp_path / "other.h5")], tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.slow
+def test_large_lattices_against_kaufman():
+    """L = 64 across the transition, every algorithm choice of `auto`: e and C within 4 standard errors."""
+    table = run_table(L=64, temps=[1.8, 2.1, TC, 2.5, 3.2], n_per_temp=4096, seed=21, chains=128)
+    assert_within(table, "e", exact.energy_per_site(table["T"], 64))
+    assert_within(table, "C", exact.specific_heat_per_site(table["T"], 64))
+
+
+@pytest.mark.slow
+def test_binder_cumulant_crossing_near_tc():
+    """U4 curves for L = 8 and 16 cross near T_c (Salas & Sokal 2000: U4* = 0.61069 in the limit)."""
+    temps = [2.2, 2.269185314213022, 2.34]
+    small = run_table(L=8, temps=temps, n_per_temp=8000, seed=31, chains=128)
+    large = run_table(L=16, temps=temps, n_per_temp=8000, seed=32, chains=128)
+    assert large["U4"][0] > small["U4"][0] and large["U4"][2] < small["U4"][2]  # the curves cross inside
+    assert abs(large["U4"][1] - 0.61069) < 0.02
