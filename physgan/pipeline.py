@@ -7,7 +7,7 @@
     RUN_DIR/log.jsonl            training log
     RUN_DIR/samples/generated.h5 generated sample at the test conditions
     RUN_DIR/timings.json         wall time of every stage
-    RUN_DIR/report/              validation report
+    RUN_DIR/report/              report.html, metrics.json, plots/ (physgan validate)
 """
 from __future__ import annotations
 
@@ -71,6 +71,7 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     from physgan.gan.train import train
     from physgan.io import open_samples
     from physgan.systems import get_system
+    from physgan.validation.validate import validate, verdict_line
 
     system = get_system(system_name)
     values = cfg.merge(preset_path_values(system_name, preset), cfg.parse_overrides(overrides))
@@ -103,10 +104,13 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
         seed=stages["sample"].seed, quiet=quiet))
     generated = open_samples(run_dir / "samples/generated.h5")
     text, fidelity = stage("compare", lambda: system.fidelity_report(test, generated, stages["fidelity"]))
+    metrics = stage("validate", lambda: validate(run_dir / "data/test.h5", run_dir / "samples/generated.h5",
+                                                 run_dir / "report", quiet=quiet))
     summary = {"timings_s": timings, "total_s": round(sum(timings.values()), 2),
-               "generated_per_second": sampling["per_second"], "fidelity": fidelity}
+               "generated_per_second": sampling["per_second"], "fidelity": fidelity, "verdict": metrics["verdict"]}
     (run_dir / "timings.json").write_text(json.dumps(summary, indent=1))
     say(text)
+    say(verdict_line(metrics, run_dir / "report"))
     say(f"run directory: {run_dir} (total {summary['total_s']:.0f} s)")
     return summary
 

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 import scipy.optimize
+import scipy.special
 import scipy.stats
 import torch
 
@@ -205,7 +206,9 @@ def auc_standard_error(auc: float, n_pos: int, n_neg: int) -> float:
 
 def classifier_two_sample_test(reference: np.ndarray, generated: np.ndarray,
                                make_model: Callable[[], torch.nn.Module], rng: np.random.Generator, *,
-                               epochs: int, batch_size: int, lr: float, device: str | torch.device = "cpu") -> dict:
+                               epochs: int, batch_size: int, lr: float, device: str | torch.device = "cpu",
+                               conditions: tuple[np.ndarray, np.ndarray] | None = None,
+                               return_test: bool = False) -> dict:
     """Train a classifier to tell reference (label 0) from generated (label 1); AUC 0.5 = indistinguishable.
 
     reference (n, ...), generated (m, ...) with equal per-sample shapes; `make_model()` returns a torch
@@ -216,41 +219,61 @@ def classifier_two_sample_test(reference: np.ndarray, generated: np.ndarray,
     invariant under that monotone map, so calibration only affects `jsd`, the Jensen-Shannon divergence
     (in bits, 0..1) implied by the calibrated test loss: log 2 - BCE (the CaloChallenge estimate; a lower bound).
     Returns {auc, auc_err (Hanley & McNeil), n_test, jsd}. Seeds torch from `rng`, so a seeded rng reproduces.
+
+    Optional: `conditions` = (reference_conditions (n, k), generated_conditions (m, k)) makes the test
+    conditional: the model is called as model(x, c) with the float32 conditions (B, k), so it judges each
+    sample at its own condition (a conditional generator must be right at every condition, not on average).
+    `return_test` adds "test": {"labels", "logits", "probabilities" (calibrated), "source": the row of each
+    test sample in concatenate([reference, generated])}, all (n_test,), e.g. for AUCs per condition.
     """
     n = min(len(reference), len(generated))
-    x = np.concatenate([reference[rng.choice(len(reference), n, replace=False)],
-                        generated[rng.choice(len(generated), n, replace=False)]]).astype(np.float32)
+    picked_ref = rng.choice(len(reference), n, replace=False)
+    picked_gen = rng.choice(len(generated), n, replace=False)
+    inputs = [np.concatenate([reference[picked_ref], generated[picked_gen]]).astype(np.float32)]
+    if conditions is not None:
+        inputs.append(np.concatenate([conditions[0][picked_ref], conditions[1][picked_gen]]).astype(np.float32))
     y = np.concatenate([np.zeros(n, np.float32), np.ones(n, np.float32)])
     order = rng.permutation(2 * n)
     train, val, test = np.split(order, [int(0.6 * 2 * n), int(0.8 * 2 * n)])
     device = torch.device(device)
     with torch.random.fork_rng(devices=[] if device.type == "cpu" else None):
         torch.manual_seed(int(rng.integers(2 ** 62)))
-        model = _train_classifier(make_model().to(device), x, y, train, val, rng, epochs, batch_size, lr, device)
-        val_logits, test_logits = (_logits(model, x[idx], batch_size, device) for idx in (val, test))
+        model = _train_classifier(make_model().to(device), inputs, y, train, val, rng, epochs, batch_size, lr, device)
+        val_logits, test_logits = (_logits(model, _take(inputs, idx), batch_size, device) for idx in (val, test))
     slope, offset = _platt_scaling(val_logits, y[val])
     auc = roc_auc(y[test], test_logits)
     bce = _bce(slope * test_logits + offset, y[test])
-    return {"auc": auc, "auc_err": auc_standard_error(auc, int(y[test].sum()), int((1 - y[test]).sum())),
-            "n_test": len(test), "jsd": float((np.log(2) - bce) / np.log(2))}
+    result = {"auc": auc, "auc_err": auc_standard_error(auc, int(y[test].sum()), int((1 - y[test]).sum())),
+              "n_test": len(test), "jsd": float((np.log(2) - bce) / np.log(2))}
+    if return_test:
+        source = np.concatenate([picked_ref, len(reference) + picked_gen])[test]
+        result["test"] = {"labels": y[test], "logits": test_logits,
+                          "probabilities": scipy.special.expit(slope * test_logits + offset), "source": source}
+    return result
 
 
-def _train_classifier(model, x, y, train, val, rng, epochs, batch_size, lr, device):
+def _take(inputs: list[np.ndarray], idx: np.ndarray) -> list[np.ndarray]:
+    """The rows idx of every model input (the samples, and their conditions where given)."""
+    return [a[idx] for a in inputs]
+
+
+def _train_classifier(model, inputs, y, train, val, rng, epochs, batch_size, lr, device):
     """Adam on BCE-with-logits; returns the model at the epoch with the lowest validation loss."""
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     best_loss, best_state = np.inf, copy.deepcopy(model.state_dict())
+    val_inputs = _take(inputs, val)
     for _ in range(epochs):
         model.train()
         shuffled = rng.permutation(train)
         for start in range(0, len(shuffled), batch_size):
             idx = shuffled[start:start + batch_size]
-            logits = model(torch.from_numpy(x[idx]).to(device)).reshape(-1)
+            logits = model(*(torch.from_numpy(a).to(device) for a in _take(inputs, idx))).reshape(-1)
             loss = loss_fn(logits, torch.from_numpy(y[idx]).to(device))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        val_loss = _bce(_logits(model, x[val], batch_size, device), y[val])
+        val_loss = _bce(_logits(model, val_inputs, batch_size, device), y[val])
         if val_loss < best_loss:
             best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
@@ -258,10 +281,11 @@ def _train_classifier(model, x, y, train, val, rng, epochs, batch_size, lr, devi
 
 
 @torch.no_grad()
-def _logits(model: torch.nn.Module, x: np.ndarray, batch_size: int, device: torch.device) -> np.ndarray:
+def _logits(model: torch.nn.Module, inputs: list[np.ndarray], batch_size: int, device: torch.device) -> np.ndarray:
     model.eval()
-    batches = (torch.from_numpy(x[i:i + batch_size]).to(device) for i in range(0, len(x), batch_size))
-    return np.concatenate([model(batch).reshape(-1).double().cpu().numpy() for batch in batches])
+    batches = ([torch.from_numpy(a[i:i + batch_size]).to(device) for a in inputs]
+               for i in range(0, len(inputs[0]), batch_size))
+    return np.concatenate([model(*batch).reshape(-1).double().cpu().numpy() for batch in batches])
 
 
 def _bce(logits: np.ndarray, labels: np.ndarray) -> float:

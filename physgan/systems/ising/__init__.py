@@ -13,9 +13,10 @@ __all__ = ["NAME", "CONDITIONS", "DATA_FIELDS", "SimulationConfig", "fidelity_re
 
 
 def __getattr__(name):
-    # The GAN adapter needs torch: load it on first use, so reading files and --help stay light.
-    if name == "generative":
+    # The GAN adapter and the validation plug-in need torch: load them on first use, so reading files and
+    # --help stay light.
+    if name in ("generative", "validation"):
         import importlib
 
-        return importlib.import_module("physgan.systems.ising.generative")
+        return importlib.import_module(f"physgan.systems.ising.{name}")
     raise AttributeError(name)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from physgan.gan.nets import FiLM, PeriodicResBlock, dilations, mlp
+from physgan.gan.nets import ConditionEmbedding, FiLM, PeriodicResBlock, dilations, mlp
 
 FEATURE_NAMES = ("e", "abs_m")  # physics features matched per temperature and monitored during training
 
@@ -48,6 +48,8 @@ class NetworkConfig:
     """channels of per-site Gaussian noise"""
     embed_dim: int = 32
     """temperature embedding width"""
+    condition_frequencies: int = 0
+    """Fourier frequencies of the normalised temperature fed to the embeddings (0: T alone)"""
     straight_through: bool = True
     """emit +-1 spins in the forward pass (gradient through tanh)"""
     symmetrize: bool = True
@@ -104,7 +106,7 @@ class Generator(nn.Module):
         super().__init__()
         self.L, self.config = L, config
         c = config.channels
-        self.embed = mlp([n_cond, config.embed_dim, config.embed_dim])
+        self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies)
         self.stem = nn.Conv2d(config.noise_channels, c, 3, padding=1, padding_mode="circular")
         self.from_z = nn.Linear(config.z_dim, c)
         self.z_film = FiLM(config.embed_dim, c)
@@ -141,7 +143,7 @@ class Critic(nn.Module):
     def __init__(self, L: int, n_cond: int, config: NetworkConfig):
         super().__init__()
         c, e = config.critic_channels, config.embed_dim
-        self.embed = mlp([n_cond, e, e])
+        self.embed = ConditionEmbedding(n_cond, e, config.condition_frequencies)
         self.stem = nn.Conv2d(1, c, 3, padding=1, padding_mode="circular")
         self.blocks = nn.ModuleList(PeriodicResBlock(c, e, d) for d in dilations(config.critic_blocks, L))
         self.head = mlp([2 * c + 3 + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))

@@ -1,0 +1,446 @@
+"""Ising plug-in of the validation engine (physgan.validation.validate): what to compare and how.
+
+The engine never branches on a system's name; it asks `get_system(name).validation` for everything
+system-specific. The interface, which a jets plug-in implements with the same names:
+
+    OBSERVABLES: dict[str, Observable]
+        per-sample observables compared distribution by distribution (W1, KS, separation power), with
+        labels and units for tables and axes.
+    CONDITION_NAMES: tuple[str, ...]
+        names of the condition columns, as they appear in metrics.json.
+    check_compatible(reference, generated) -> None
+        raise UserError when two sample files of this system cannot be compared (Ising: different L).
+    conditions(samples) -> (n, k) array
+        per-sample condition values; cheap (reads the condition fields only). Samples at equal rows
+        form one condition.
+    condition_label(row) -> str
+        a row of conditions for people, e.g. "T = 2.269".
+    per_sample(samples, keep) -> (features, kept)
+        one streamed pass over the file: features holds an (n,) array for every name of OBSERVABLES and
+        whatever `extras` and `plots` need (Ising: S(k_min), and G(r) of a strided subsample with its
+        indices); kept (len(keep), ...) the classifier inputs of the samples whose indices are in `keep`,
+        in that order (compact dtype; the engine converts to float32).
+    make_classifier(shape, n_cond) -> torch.nn.Module
+        forward(x (B, *shape) float32, cond (B, n_cond) float32 standardised) -> logits (B,).
+    extras(reference, generated) -> dict
+        system-specific results for metrics.json (JSON-able). reference and generated are
+        validate.Measured: samples, conditions, rows (the distinct conditions, shared), index, groups
+        (sample indices per row), features, values(name, row).
+    report_content(extras) -> {"summary": [(name, text)], "tables": [{"title", "headers", "rows", "note"}]}
+        plain strings for the HTML report (which escapes them).
+    plots(reference, generated, extras, plots_dir, pdf) -> list[(title, filename)]
+        system-specific figures written into plots_dir.
+
+Ising specifics. Observables: e = E/N, |m|, signed m (a generator that collapses onto one sign of m
+below T_c fails on it while e and |m| can look perfect) and m^2. Extras: thermodynamics per temperature
+(<e>, C, <|m|>, chi', U4, kappa_3, xi) with jackknife errors next to exact values, the fraction of m > 0,
+G(r), and Fuerrutter's observable distance (PHYSICS.md section 1):
+
+    D_T = sqrt((1/6) sum_i ((x_gen,i - x_MC,i) / sigma_MC,i)^2),  D = mean of D_T over temperatures,
+
+over x = <|m|>, <e>, chi' = N beta (<m^2> - <|m|>^2), xi, U4 = 1 - <m^4>/(3 <m^2>^2) and
+kappa_3 = N beta (<|m|^3> - 3 <|m|><m^2> + 2 <|m|>^3); sigma_MC is the standard error of the reference
+value (jackknife for the nonlinear ones).
+chi' and kappa_3 (the third cumulant of |m|) follow Fuerrutter's code (github FlorianFuerrutter/
+gans-for-spin-models, plotting/data_analysis.py). His U is 3/2 U4 and his xi an exponential fit to the
+connected G(r); D divides every difference by its own sigma, so constant factors cancel, but the
+correlation length here is the second-moment one (Cooper, Freedman & Preston, Nucl. Phys. B 210, 210
+(1982)), which needs no fit: xi = sqrt(S(0)/S(k_min) - 1) / (2 sin(k_min/2)), k_min = 2 pi/L,
+S(k) = <|sum_x s_x e^{ik.x}|^2>/N. Two independent Monte Carlo samples of equal size give D of order
+sqrt 2 (both fluctuate, only sigma_MC divides); the thesis' best GAN reached D = 32.6 +- 18.3 at L = 64.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from physgan.errors import UserError
+from physgan.io import DEFAULT_CHUNK
+from physgan.stats import jackknife
+from physgan.systems.ising.observables import energy_per_site, exact_values, magnetization, per_temperature
+from physgan.validation.validate import Observable, shortest_float
+
+OBSERVABLES = {
+    "e": Observable("e", "$e = E/N$", "J", "energy per site"),
+    "abs_m": Observable("|m|", "$|m|$", "", "absolute magnetisation per site"),
+    "m": Observable("m", "$m$", "", "signed magnetisation per site"),  # fails a collapse onto one sign
+    "m2": Observable("m²", "$m^2$", "", "squared magnetisation per site"),
+}
+CONDITION_NAMES = ("T",)
+CORRELATION_SAMPLES = 50_000  # G(r) from at most this many configurations per file, evenly strided
+FUERRUTTER = ("abs_m", "e", "chi_prime", "xi", "U4", "kappa_3")  # the observables of his distance D
+FUERRUTTER_BEST_GAN = "32.6 ± 18.3 (Fuerrutter's best conditional GAN, L = 64; DCGAN 95.4)"
+THERMO_LABELS = {"e": "<e>", "C": "C", "abs_m": "<|m|>", "chi_prime": "χ'", "U4": "U4", "kappa_3": "κ3",
+                 "xi": "ξ", "frac_m_pos": "frac m>0"}
+
+
+def lattice_size(samples) -> int:
+    return int(samples.fields["spins"][0][0])
+
+
+def check_compatible(reference, generated) -> None:
+    L_ref, L_gen = lattice_size(reference), lattice_size(generated)
+    if L_ref != L_gen:
+        raise UserError(f"lattice sizes differ: {reference.path} has L = {L_ref}, {generated.path} has L = {L_gen}; "
+                        "compare samples of one lattice size")
+
+
+def conditions(samples) -> np.ndarray:
+    """Temperatures (n, 1) float32, as stored."""
+    return samples.read("T").astype(np.float32).reshape(-1, 1)
+
+
+def condition_label(row) -> str:
+    return f"T = {float(row[0]):.4g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-sample features, one streamed pass
+
+
+def correlation_function_fft(spins: np.ndarray) -> np.ndarray:
+    """G(r) along the axes per configuration, as observables.correlation_function, by one 2D FFT per lattice.
+
+    spins (n, L, L) of +-1 -> (n, L//2 + 1) float32 for r = 0 ... L/2. By Wiener-Khinchin,
+    sum_x s_x s_{x + r e_x} = (1/N) sum_k |s~(k)|^2 e^{i k_x r} with s~(k) = sum_x s_x e^{-ik.x}: O(N log N)
+    per lattice instead of O(N L) (torch: float32, several times faster than numpy's float64 FFT here).
+    """
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(spins)).float()
+    L = x.shape[1]
+    power = torch.view_as_real(torch.fft.rfft2(x)).square().sum(-1)  # (n, L, L//2 + 1): all k_y, k_x >= 0
+    along_x = power.sum(1)  # sum over k_y: (n, L//2 + 1), a function of k_x
+    # The sum over k_x needs the k_x < 0 columns, which rfft2 drops: |s~(k_y, -k_x)| = |s~(-k_y, k_x)|, so
+    # weighting the inner columns by 2 and symmetrising in k_y gives it exactly.
+    weights = torch.full((L // 2 + 1,), 2.0)
+    weights[0] = 1.0
+    if L % 2 == 0:
+        weights[-1] = 1.0
+    q = (power * weights).sum(2)
+    along_y = 0.5 * (q + q[:, (-torch.arange(L)) % L])[:, : L // 2 + 1]
+    return (torch.fft.irfft(along_x + along_y, n=L, dim=1)[:, : L // 2 + 1] / (2 * L**3)).numpy()
+
+
+def structure_factor_kmin(spins: np.ndarray) -> np.ndarray:
+    """S(k_min) = (|s~(2pi/L, 0)|^2 + |s~(0, 2pi/L)|^2) / (2N) per configuration, from row and column sums.
+
+    spins (n, L, L) -> (n,) float64; O(N) per lattice (no FFT needed for one momentum).
+    """
+    L = spins.shape[1]
+    phase = np.exp(-2j * np.pi * np.arange(L) / L)
+    along_x = spins.sum(axis=1, dtype=np.int32) @ phase  # sum over y first: a function of x
+    along_y = spins.sum(axis=2, dtype=np.int32) @ phase
+    return (np.abs(along_x) ** 2 + np.abs(along_y) ** 2) / (2 * L * L)
+
+
+def _features(spins: np.ndarray) -> dict[str, np.ndarray]:
+    m = magnetization(spins)
+    return {"e": energy_per_site(spins), "abs_m": np.abs(m), "m": m, "m2": m * m,
+            "S_kmin": structure_factor_kmin(spins)}
+
+
+def per_sample(samples, keep: np.ndarray | None = None, chunk_size: int = DEFAULT_CHUNK):
+    """Stream the file once: per-sample features and the lattices at the indices `keep`.
+
+    Returns (features, kept): features e, abs_m, m, m2, S_kmin (n,) float64, and G (n_G, L//2 + 1) float32
+    with G_index (n_G,), the correlation function of every k-th configuration (at most CORRELATION_SAMPLES:
+    the FFT would otherwise cost more than everything else); kept (len(keep), 1, L, L) int8.
+    """
+    L = lattice_size(samples)
+    stride = max(1, math.ceil(samples.n / CORRELATION_SAMPLES))
+    keep = np.asarray([] if keep is None else keep, dtype=np.int64)
+    order = np.argsort(keep)
+    sorted_keep = keep[order]
+    kept = np.empty((len(keep), 1, L, L), dtype=np.int8)
+    parts, start = [], 0
+    for chunk in samples.iter_chunks(chunk_size, names=("spins",)):
+        spins = chunk["spins"]
+        if np.any(np.abs(spins) != 1):  # int8 or float: either way a spin must be -1 or +1
+            raise UserError(f"{samples.path}: spins must be -1 or +1 (found {np.unique(spins)[:5]} ...); "
+                            "binarise a generator's output before writing it")
+        strided = np.arange(-start % stride, len(spins), stride)
+        parts.append({**_features(spins), "G": correlation_function_fft(spins[strided]), "G_index": start + strided})
+        lo, hi = np.searchsorted(sorted_keep, [start, start + len(spins)])
+        kept[order[lo:hi], 0] = spins[sorted_keep[lo:hi] - start]
+        start += len(spins)
+    features = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+    return features, kept
+
+
+# ---------------------------------------------------------------------------------------------
+# Classifier
+
+
+def make_classifier(shape: tuple[int, ...], n_cond: int, channels: int = 16):
+    """Small conditional CNN for the classifier two-sample test: lattice (B, 1, L, L) and T (B, n_cond) -> logit.
+
+    The input is the lattice together with its bonds s_i s_{i+x} and s_i s_{i+y} (the local energy), so the
+    first layer sees the physics directly and can read 4 x 4 patches at once: training is the costliest step
+    of a validation on two CPU cores. Then a circular convolution (the torus has no edges), no BatchNorm (it
+    would let the samples of a batch inform each other's scores), and global average pooling, which makes the
+    network translation invariant and its features e- and m-like; the head sees them together with the
+    temperature, so it judges a lattice at its own T.
+    """
+    import torch
+    from torch import nn
+
+    patch = min(4, shape[-1])
+
+    class LatticeClassifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3 * shape[0], channels, patch, stride=patch), nn.SiLU(),
+                nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1, padding_mode="circular"), nn.SiLU())
+            self.head = nn.Sequential(nn.Linear(2 * channels + n_cond, 64), nn.SiLU(), nn.Linear(64, 1))
+
+        def forward(self, x, cond):
+            x = torch.cat([x, x * torch.roll(x, 1, dims=-1), x * torch.roll(x, 1, dims=-2)], dim=1)
+            pooled = self.features(x).mean(dim=(2, 3))
+            return self.head(torch.cat([pooled, cond], dim=1)).reshape(-1)
+
+    return LatticeClassifier()
+
+
+# ---------------------------------------------------------------------------------------------
+# Thermodynamics, exact values, Fuerrutter's distance
+
+
+def _kappa_3(N, beta):
+    """Third cumulant of |m| times N beta (Fuerrutter's k3): N beta (<|m|^3> - 3<|m|><m^2> + 2<|m|>^3)."""
+    def estimator(m, s_kmin):
+        a = np.abs(m)
+        return N * beta * (np.mean(a**3) - 3 * np.mean(a) * np.mean(m**2) + 2 * np.mean(a) ** 3)
+    return estimator
+
+
+def _second_moment_xi(N, L):
+    """xi = sqrt(S(0)/S(k_min) - 1) / (2 sin(pi/L)), S(0) = N <m^2> (Cooper, Freedman & Preston 1982)."""
+    def estimator(m, s_kmin):
+        ratio = N * np.mean(m**2) / np.mean(s_kmin)
+        return np.sqrt(max(ratio - 1.0, 0.0)) / (2 * np.sin(np.pi / L))
+    return estimator
+
+
+def thermodynamics(measured, L: int) -> list[dict]:
+    """Per condition row: observables.per_temperature's table (values and `_err`) plus kappa_3 and xi."""
+    f = measured.features
+    T = measured.rows[measured.index, 0].astype(np.float64)
+    table = per_temperature(T, f["m"], f["e"], L)
+    rows = []
+    for c, members in enumerate(measured.groups):
+        row = {key: values[c].item() for key, values in table.items()}
+        beta, N = 1.0 / row["T"], L * L
+        row["T"] = shortest_float(measured.rows[c, 0])  # as labelled, for tables and JSON
+        for name, estimator in (("kappa_3", _kappa_3(N, beta)), ("xi", _second_moment_xi(N, L))):
+            row[name], row[name + "_err"] = jackknife(estimator, f["m"][members], f["S_kmin"][members])
+        rows.append(row)
+    return rows
+
+
+def fuerrutter_distance(ref_rows: list[dict], gen_rows: list[dict]) -> dict:
+    """D_T = sqrt(mean_i ((x_gen,i - x_MC,i) / sigma_MC,i)^2) over FUERRUTTER, and D = mean over T.
+
+    PHYSICS.md section 1 (Fuerrutter, BSc thesis, github FlorianFuerrutter/gans-for-spin-models).
+    An observable whose reference error is 0 (a frozen lattice) has no defined pull and is left out.
+    """
+    per_condition = []
+    for ref, gen in zip(ref_rows, gen_rows):
+        pulls = {}
+        for name in FUERRUTTER:
+            sigma = ref[name + "_err"]
+            pulls[name] = (gen[name] - ref[name]) / sigma if sigma > 0 else float("nan")
+        values = np.array([p for p in pulls.values() if np.isfinite(p)])
+        per_condition.append({"T": ref["T"], "D": float(np.sqrt(np.mean(values**2))) if len(values) else float("nan"),
+                              "pulls": pulls})
+    d = np.array([p["D"] for p in per_condition])
+    return {"D": float(np.nanmean(d)), "D_spread": float(np.nanstd(d)), "observables": list(FUERRUTTER),
+            "per_condition": per_condition,
+            "definition": "D_T = sqrt(mean_i ((x_gen,i - x_MC,i)/sigma_MC,i)^2) over <|m|>, <e>, chi', xi "
+                          "(second moment), U4, kappa_3 (of |m|); D = mean over T, D_spread = std over T",
+            "independent_mc_expectation": "order 1-2: sqrt(2) = 1.41 for equal sizes and exact errors (measured "
+                                          "0.9 at L = 16, 1.7-2.0 at L = 32 with 7 temperatures)",
+            "literature": FUERRUTTER_BEST_GAN}
+
+
+def exact_comparison(ref_rows: list[dict], gen_rows: list[dict], L: int) -> list[dict]:
+    """Exact finite-L values (Kaufman; enumeration for L <= 4) with the pulls of both samples."""
+    T = np.array([row["T"] for row in ref_rows])
+    exact = exact_values(T, L)
+    out = []
+    for i, (ref, gen) in enumerate(zip(ref_rows, gen_rows)):
+        entry = {"T": ref["T"]}
+        for name, values in exact.items():
+            entry[name] = {"exact": float(values[i]),
+                           "ref_pull": _pull(ref[name], ref[name + "_err"], values[i]),
+                           "gen_pull": _pull(gen[name], gen[name + "_err"], values[i])}
+        out.append(entry)
+    return out
+
+
+def _pull(value: float, error: float, expected: float) -> float:
+    return float((value - expected) / error) if error > 0 else float("nan")
+
+
+def correlation_table(measured) -> list[dict]:
+    """Per condition: G(r) for r = 0 ... L/2 with standard errors (from the strided subsample of per_sample)."""
+    g_all, condition = measured.features["G"].astype(np.float64), measured.index[measured.features["G_index"]]
+    out = []
+    for c in range(len(measured.rows)):
+        g = g_all[condition == c]
+        err = g.std(axis=0, ddof=1) / np.sqrt(len(g)) if len(g) > 1 else np.full(g.shape[1], np.nan)
+        out.append({"G": g.mean(axis=0).tolist(), "G_err": err.tolist(), "n": len(g)})
+    return out
+
+
+def extras(reference, generated) -> dict:
+    L = lattice_size(reference.samples)
+    ref_rows, gen_rows = thermodynamics(reference, L), thermodynamics(generated, L)
+    ref_g, gen_g = correlation_table(reference), correlation_table(generated)
+    return {
+        "L": L,
+        "thermodynamics": [{"T": r["T"], "ref": r, "gen": g} for r, g in zip(ref_rows, gen_rows)],
+        "fuerrutter_distance": fuerrutter_distance(ref_rows, gen_rows),
+        "fraction_m_positive": [{"T": r["T"], "ref": r["frac_m_pos"], "ref_err": r["frac_m_pos_err"],
+                                 "gen": g["frac_m_pos"], "gen_err": g["frac_m_pos_err"]}
+                                for r, g in zip(ref_rows, gen_rows)],
+        "exact": exact_comparison(ref_rows, gen_rows, L),
+        "correlation_function": [{"T": r["T"], "r": list(range(L // 2 + 1)), "ref": rg["G"], "ref_err": rg["G_err"],
+                                  "gen": gg["G"], "gen_err": gg["G_err"]}
+                                 for r, rg, gg in zip(ref_rows, ref_g, gen_g)],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Report content and plots
+
+
+def report_content(extras: dict) -> dict:
+    from physgan.textable import with_error
+
+    d = extras["fuerrutter_distance"]
+    summary = [("Fuerrutter's observable distance D",
+                f"{d['D']:.3g} ± {d['D_spread']:.2g} (spread over T); independent Monte Carlo: "
+                f"{d['independent_mc_expectation']}; the literature: {d['literature']}")]
+    thermo_cols = ("e", "C", "abs_m", "chi_prime", "U4")
+    fuerrutter_cols = ("kappa_3", "xi", "frac_m_pos")
+    tables = []
+    for title, cols in (("Thermodynamics per temperature (reference | generated)", thermo_cols),
+                        ("Fuerrutter's extra observables and the sign of m (reference | generated)", fuerrutter_cols)):
+        headers = ["T"] + [f"{THERMO_LABELS[c]} {who}" for c in cols for who in ("ref", "gen")]
+        rows = [[f"{t['T']:.4g}"] + [with_error(t[who][c], t[who][c + "_err"]) for c in cols for who in ("ref", "gen")]
+                for t in extras["thermodynamics"]]
+        tables.append({"title": title, "headers": headers, "rows": rows,
+                       "note": "jackknife errors (32 blocks); χ' = Nβ(<m²> − <|m|>²), U4 = 1 − <m⁴>/(3<m²>²), "
+                               "κ3 = Nβ × third cumulant of |m|, ξ second-moment correlation length"})
+    tables.append({"title": "Fuerrutter's observable distance per temperature",
+                   "headers": ["T", "D_T"] + [f"pull {THERMO_LABELS.get(n, n)}" for n in d["observables"]],
+                   "rows": [[f"{p['T']:.4g}", f"{p['D']:.3g}"] + [f"{p['pulls'][n]:+.2f}" for n in d["observables"]]
+                            for p in d["per_condition"]],
+                   "note": d["definition"] + "; pull = (generated − reference)/σ_ref"})
+    exact_names = [n for n in extras["exact"][0] if n != "T"] if extras["exact"] else []
+    tables.append({"title": f"Exact finite-lattice values (L = {extras['L']})",
+                   "headers": ["T"] + [f"{THERMO_LABELS.get(n, n)} {what}" for n in exact_names
+                                       for what in ("exact", "pull ref", "pull gen")],
+                   "rows": [[f"{e['T']:.4g}"] + [v for n in exact_names for v in
+                                                 (f"{e[n]['exact']:.6g}", f"{e[n]['ref_pull']:+.2f}",
+                                                  f"{e[n]['gen_pull']:+.2f}")] for e in extras["exact"]],
+                   "note": "Kaufman's solution of the L × L torus (Ferdinand & Fisher 1969); enumeration for L ≤ 4; "
+                           "pull = (measured − exact)/standard error"})
+    return {"summary": summary, "tables": tables}
+
+
+def plots(reference, generated, extras: dict, plots_dir, pdf: bool) -> list[tuple[str, str]]:
+    """Curves against T (with exact ones), G(r), and the fraction of m > 0."""
+    out = [thermodynamic_curve(extras, name, plots_dir, pdf) for name in ("e", "abs_m", "chi_prime", "C", "U4")]
+    out.append(correlation_plot(extras, plots_dir, pdf))
+    out.append(sign_plot(extras, plots_dir, pdf))
+    return out
+
+
+CURVES = {  # name -> (axis label, title)
+    "e": (r"$\langle e \rangle$ [J]", "Energy per site"),
+    "abs_m": (r"$\langle |m| \rangle$", "Absolute magnetisation"),
+    "chi_prime": (r"$\chi' = N\beta(\langle m^2\rangle - \langle |m|\rangle^2)$ [1/J]", "Susceptibility"),
+    "C": (r"$C = N\beta^2\,\mathrm{var}(e)$ [$k_B$]", "Specific heat per site"),
+    "U4": (r"$U_4 = 1 - \langle m^4\rangle / 3\langle m^2\rangle^2$", "Binder cumulant"),
+}
+T_AXIS = r"$T$ [$J/k_B$]"
+
+
+def _exact_curves(name: str, T: np.ndarray, L: int) -> list[tuple[str, np.ndarray]]:
+    """(legend, values) of the exact curves known for an observable: Onsager/Yang (L = inf), Kaufman (L)."""
+    from physgan.systems.ising import exact
+
+    if name == "e":
+        return [("Onsager, $L = \\infty$", exact.energy_per_site(T)),
+                (f"Kaufman, $L = {L}$", exact.energy_per_site(T, L))]
+    if name == "C":
+        return [("Onsager, $L = \\infty$", exact.specific_heat_per_site(T)),
+                (f"Kaufman, $L = {L}$", exact.specific_heat_per_site(T, L))]
+    if name == "abs_m":
+        return [("Yang, $L = \\infty$", exact.spontaneous_magnetization(T))]
+    return []
+
+
+def _columns(extras: dict, name: str):
+    rows = extras["thermodynamics"]
+    pick = lambda who, key: np.array([r[who][key] for r in rows])
+    return (np.array([r["T"] for r in rows]), pick("ref", name), pick("ref", name + "_err"),
+            pick("gen", name), pick("gen", name + "_err"))
+
+
+def thermodynamic_curve(extras: dict, name: str, plots_dir, pdf: bool) -> tuple[str, str]:
+    from physgan.systems.ising.exact import critical_temperature
+    from physgan.validation import report
+
+    T, ref, ref_err, gen, gen_err = _columns(extras, name)
+    ylabel, title = CURVES[name]
+    with report.style():
+        fig, (ax, rax) = report.ratio_figure()
+        grid = np.linspace(T.min() - 0.05, T.max() + 0.05, 400) if len(T) else T
+        grid = grid[grid > 0]
+        for (legend, values), style in zip(_exact_curves(name, grid, extras["L"]), ("-", "--")):
+            ax.plot(grid, values, style, color="grey", lw=1.2, label=legend)
+        report.reference_and_generated(ax, T, ref, ref_err, gen, gen_err)
+        ax.axvline(critical_temperature(), color="black", ls=":", lw=1, label="$T_c$")
+        report.ratio_panel(rax, T, gen, gen_err, ref, ref_err)
+        report.finish(ax, rax, ylabel=ylabel, xlabel=T_AXIS, rlabel=f"$L = {extras['L']}$")
+        return title + " against temperature", report.save(fig, plots_dir, f"ising_{name}_vs_T", pdf)
+
+
+def correlation_plot(extras: dict, plots_dir, pdf: bool) -> tuple[str, str]:
+    from physgan.validation import report
+
+    with report.style():
+        fig, (ax, rax) = report.ratio_figure()
+        for i, row in enumerate(extras["correlation_function"]):
+            r = np.array(row["r"])
+            color = f"C{i % 10}"
+            ax.errorbar(r, row["ref"], row["ref_err"], fmt="o", ms=3, color=color, label=f"$T = {row['T']:.4g}$")
+            ax.plot(r, row["gen"], "-", color=color, lw=1)
+            report.ratio_panel(rax, r, np.array(row["gen"]), np.array(row["gen_err"]), np.array(row["ref"]),
+                               np.array(row["ref_err"]), color=color, reference_line=i == 0)
+        ax.plot([], [], "ko", ms=3, label="reference (points)")
+        ax.plot([], [], "k-", lw=1, label="generated (lines)")
+        report.finish(ax, rax, ylabel=r"$G(r) = \langle s_i s_{i+r} \rangle$", xlabel="$r$ [lattice spacings]",
+                      rlabel=f"$L = {extras['L']}$")
+        return "Spin-spin correlation along the axes", report.save(fig, plots_dir, "ising_correlation_function", pdf)
+
+
+def sign_plot(extras: dict, plots_dir, pdf: bool) -> tuple[str, str]:
+    from physgan.systems.ising.exact import critical_temperature
+    from physgan.validation import report
+
+    T, ref, ref_err, gen, gen_err = _columns(extras, "frac_m_pos")
+    with report.style():
+        fig, (ax, rax) = report.ratio_figure()
+        ax.axhline(0.5, color="grey", lw=1, label="symmetry: 1/2")
+        ax.axvline(critical_temperature(), color="black", ls=":", lw=1, label="$T_c$")
+        report.reference_and_generated(ax, T, ref, ref_err, gen, gen_err)
+        ax.set_ylim(-0.05, 1.05)
+        report.ratio_panel(rax, T, gen, gen_err, ref, ref_err)
+        report.finish(ax, rax, ylabel="fraction of $m > 0$", xlabel=T_AXIS, rlabel=f"$L = {extras['L']}$")
+        return "Fraction of configurations with m > 0", report.save(fig, plots_dir, "ising_fraction_m_positive", pdf)

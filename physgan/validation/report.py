@@ -1,0 +1,412 @@
+"""The validation report: one self-contained HTML file, and the plotting helpers every system shares.
+
+HTML: inline CSS, PNGs embedded as base64 data URIs, no scripts and no links to anything, so the file
+opens offline in any browser and can be mailed around. Every string that reaches the HTML passes through
+html.escape: file attributes (paths, provenance, commands) are user data.
+
+Plots follow HEP conventions (mplhep's ROOT style, the "Simulation" label, histograms filled with `hist`,
+error bars, a generated/reference ratio panel under every comparison, axis labels with units). They are
+drawn on matplotlib Figure objects with the Agg canvas, never through pyplot's global state, and
+matplotlib, mplhep and hist are imported inside the functions: importing this module stays light.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from physgan.errors import UserError
+
+PNG_DPI = 100
+REFERENCE_STYLE = {"fmt": "o", "color": "black", "ms": 4, "label": "reference (MC)"}
+GENERATED_STYLE = {"fmt": "s", "color": "C3", "ms": 4, "mfc": "none", "label": "generated"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Plotting helpers
+
+
+def _mplhep():
+    """mplhep, after checking that every plotting library is there (they are an optional extra)."""
+    try:
+        import hist  # noqa: F401
+        import matplotlib  # noqa: F401
+        import mplhep
+    except ImportError as exc:
+        raise UserError(f"validation plots need matplotlib, mplhep and hist ({exc}); "
+                        "install them with: pip install 'physgan[report]'") from None
+    return mplhep
+
+
+@contextlib.contextmanager
+def style():
+    """mplhep's ROOT style, with fonts small enough for multi-panel figures."""
+    import matplotlib
+
+    mplhep = _mplhep()
+    with matplotlib.style.context(mplhep.style.ROOT), matplotlib.rc_context({"font.size": 11, "legend.fontsize": 8}):
+        yield
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def ratio_grid(n_panels: int, ncols: int = 4, panel_width: float = 4.0, panel_height: float = 4.0):
+    """A figure of n_panels (main, ratio) axis pairs, ncols per row; each ratio axis shares x with its main one.
+
+    Margins are fixed in inches, so the figure can be saved without bbox_inches="tight" (which draws the
+    figure twice: 40 % of the plotting time).
+    """
+    ncols = max(1, min(ncols, n_panels))
+    nrows = math.ceil(n_panels / ncols)
+    width, height = panel_width * ncols, panel_height * nrows
+    fig = _figure(width, height)
+    outer = fig.add_gridspec(nrows, ncols, left=0.8 / width, right=1 - 0.15 / width, bottom=0.6 / height,
+                             top=1 - 0.35 / height, wspace=0.3, hspace=0.25)
+    pairs = []
+    for i in range(n_panels):
+        inner = outer[divmod(i, ncols)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.06)
+        ax = fig.add_subplot(inner[0])
+        pairs.append((ax, fig.add_subplot(inner[1], sharex=ax)))
+    return fig, pairs
+
+
+def ratio_figure(width: float = 6.4, height: float = 6.0):
+    """One (main, ratio) axis pair."""
+    fig, pairs = ratio_grid(1, 1, width, height)
+    return fig, pairs[0]
+
+
+def reference_and_generated(ax, x, ref, ref_err, gen, gen_err) -> None:
+    """Reference and generated points with error bars."""
+    ax.errorbar(x, ref, ref_err, **REFERENCE_STYLE)
+    ax.errorbar(x, gen, gen_err, **GENERATED_STYLE)
+
+
+def ratio_panel(rax, x, num, num_err, den, den_err, color: str = "C3", reference_line: bool = True) -> None:
+    """num/den with the errors of both propagated (independent samples); a line at 1."""
+    num, num_err, den, den_err = (np.asarray(a, dtype=np.float64) for a in (num, num_err, den, den_err))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = num / den
+        error = np.abs(ratio) * np.hypot(num_err / num, den_err / den)
+        error = np.where(num == 0, np.abs(num_err / den), error)
+    if reference_line:
+        rax.axhline(1.0, color="grey", lw=1)
+    rax.errorbar(x, ratio, error, fmt="o", ms=3, color=color)
+    finite = np.isfinite(ratio)
+    spread = np.max(np.abs(ratio[finite] - 1) + np.nan_to_num(error[finite])) if finite.any() else 0.5
+    half = min(max(1.2 * spread, 0.05), 1.0)  # zoom on the data, but never hide a factor of two
+    rax.set_ylim(1 - half, 1 + half)
+    rax.set_ylabel("gen. / ref.")
+
+
+def finish(ax, rax, *, ylabel: str, xlabel: str, rlabel: str = "", legend: bool = True) -> None:
+    """Axis labels (x on the ratio panel only), legend and the experiment-style "Simulation" label."""
+    ax.set_ylabel(ylabel)
+    rax.set_xlabel(xlabel)
+    ax.tick_params(labelbottom=False)
+    if legend:
+        ax.legend(loc="best", frameon=False)
+    label(ax, rlabel)
+
+
+def label(ax, rlabel: str = "") -> None:
+    """The experiment-style label "physgan Simulation" above the top left corner, `rlabel` above the top right.
+
+    mplhep's layout, drawn directly: mplhep.label.exp_label measures text by rendering the figure (~0.7 s a call).
+    """
+    ax.text(0, 1.01, r"$\bf{physgan}$ $\it{Simulation}$", transform=ax.transAxes, ha="left", va="bottom", fontsize=12)
+    if rlabel:
+        ax.text(1, 1.01, rlabel, transform=ax.transAxes, ha="right", va="bottom", fontsize=10)
+
+
+def save(fig, plots_dir, name: str, pdf: bool) -> str:
+    """Write plots_dir/name.png (and name.pdf); returns the PNG's file name."""
+    plots_dir = Path(plots_dir)
+    fig.savefig(plots_dir / f"{name}.png", dpi=PNG_DPI)
+    if pdf:
+        fig.savefig(plots_dir / f"{name}.pdf")
+    return f"{name}.png"
+
+
+def density(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised histogram (unit area) and its Poisson errors, filled with `hist`."""
+    import hist
+
+    h = hist.Hist(hist.axis.Variable(edges), storage=hist.storage.Weight())
+    h.fill(np.asarray(values, dtype=np.float64))
+    norm = max(h.values().sum(), 1.0) * np.diff(edges)
+    return h.values() / norm, np.sqrt(h.variances()) / norm
+
+
+def histogram_panel(ax, rax, reference: np.ndarray, generated: np.ndarray, edges: np.ndarray) -> None:
+    """Reference (step with errors) and generated (points) densities, and their ratio."""
+    mplhep = _mplhep()
+    (ref, ref_err), (gen, gen_err) = density(reference, edges), density(generated, edges)
+    mplhep.histplot(ref, edges, yerr=ref_err, ax=ax, histtype="step", color="black", label="reference (MC)")
+    mplhep.histplot(gen, edges, yerr=gen_err, ax=ax, histtype="errorbar", color="C3", marker="s", markersize=3,
+                    label="generated")
+    filled = ref > 0
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    ratio_panel(rax, centres[filled], gen[filled], gen_err[filled], ref[filled], ref_err[filled])
+
+
+def observable_plots(observables: dict, reference, generated, metrics: dict, plots_dir, pdf: bool) -> list:
+    """Per observable: histograms per condition with ratio panels; then W1/floor of every comparison."""
+    from physgan.validation.validate import histogram_edges
+
+    labels = [c["label"] for c in metrics["conditions"]]
+    out = []
+    with style():
+        for name, observable in observables.items():
+            fig, pairs = ratio_grid(len(labels))
+            for c, ((ax, rax), text) in enumerate(zip(pairs, labels)):
+                ref, gen = reference.values(name, c), generated.values(name, c)
+                histogram_panel(ax, rax, ref, gen, histogram_edges(ref, gen))
+                finish(ax, rax, ylabel="probability density", xlabel=observable.axis_label, rlabel=text,
+                       legend=c == 0)
+            out.append((f"{observable.description.capitalize()} ({observable.label}) per condition",
+                        save(fig, plots_dir, f"hist_{name}", pdf)))
+        out.append(("W1 / floor of every comparison", _ratio_overview(observables, metrics, labels, plots_dir, pdf)))
+    return out
+
+
+def _ratio_overview(observables: dict, metrics: dict, labels: list[str], plots_dir, pdf: bool) -> str:
+    width, height = max(6.4, 0.8 * len(labels) + 3), 5.0
+    fig = _figure(width, height)
+    fig.subplots_adjust(left=0.9 / width, right=1 - 0.2 / width, bottom=0.9 / height, top=1 - 0.35 / height)
+    ax = fig.add_subplot()
+    x = np.arange(len(labels))
+    largest = 1.0
+    for i, (name, observable) in enumerate(observables.items()):
+        rows = metrics["observables"][name]["per_condition"]
+        ratio = np.array([_float(r["ratio"]) for r in rows])
+        error = np.array([_float(r["ratio_err"]) for r in rows])
+        offset = (i - (len(observables) - 1) / 2) * 0.08
+        ax.errorbar(x + offset, ratio, error, fmt="o", ms=4, label=observable.tex)
+        largest = max(largest, np.nanmax(ratio, initial=1.0))
+    ax.axhline(metrics["threshold"], color="red", ls="--", label=f"threshold {metrics['threshold']:g}")
+    ax.axhline(1.0, color="grey", lw=1)
+    if largest > 10:
+        ax.set_yscale("log")
+    ax.set_ylim(top=1.4 * max(largest, metrics["threshold"]))  # room for the legend above the threshold
+    ax.set_xticks(x, labels, rotation=30 if len(labels) > 6 else 0)
+    ax.set_ylabel(r"$W_1 / W_1^{\mathrm{floor}}$")
+    ax.legend(loc="best", frameon=False, ncols=2)
+    label(ax)
+    return save(fig, plots_dir, "w1_ratio_overview", pdf)
+
+
+def _float(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; max-width: 1150px; margin: 2em auto;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.88em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.55em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+tr:nth-child(even) td { background: #fafafa; }
+.verdict { display: inline-block; padding: 0.2em 0.8em; border-radius: 4px; font-weight: bold; color: white; }
+.pass { background: #2e7d32; } .fail { background: #c62828; }
+td.pass, td.fail { color: white; font-weight: bold; text-align: center; }
+.summary { background: #f7f9fc; border: 1px solid #d6deea; border-radius: 6px; padding: 0.8em 1.2em; }
+.note { color: #555; font-size: 0.9em; }
+pre { background: #f5f5f5; padding: 0.6em; overflow-x: auto; font-size: 0.85em; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-weight: bold; margin-bottom: 0.3em; }
+"""
+
+EXPLANATION = (
+    "<p><b>W1</b> is the earth mover's distance between the distributions of an observable in the two samples "
+    "(in the observable's units). Finite samples differ by chance, so W1 is set against its <b>floor</b>: W1 between "
+    "two disjoint reference subsamples of the same size, measured with the identical protocol. <b>W1/floor</b> near 1 "
+    "means the generated sample is as close to the reference as the reference is to itself; an observable passes when "
+    "W1/floor is at most the threshold at <i>every</i> condition. <b>KS</b> is the largest difference between the two "
+    "cumulative distributions (0 identical, 1 disjoint). <b>Separation power</b> is ½ Σ (h₁ − h₂)²/(h₁ + h₂) over "
+    "normalised histograms (0 identical, 1 disjoint). <b>AUC</b> is the area under the ROC curve of a classifier "
+    "trained to tell reference from generated samples and evaluated on held-out samples: 0.5 means it cannot tell "
+    "them apart; its error is the Hanley-McNeil standard error.</p>")
+
+
+def esc(value) -> str:
+    """Any value as escaped HTML text."""
+    return html.escape(str(value), quote=True)
+
+
+def fmt(value, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def mean_err(mean, err) -> str:
+    from physgan.textable import with_error
+
+    if mean is None:
+        return "–"
+    return with_error(mean, err if err is not None else float("nan"))
+
+
+def table(headers: list, rows: list[list], pass_column: int | None = None) -> str:
+    """An HTML table of escaped cells; the cells of `pass_column` (booleans) become coloured pass/fail."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for i, cell in enumerate(row):
+            if i == pass_column:
+                cells.append(f'<td class="{"pass" if cell else "fail"}">{"pass" if cell else "FAIL"}</td>')
+            else:
+                cells.append(f"<td>{esc(cell)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def worst_observables(metrics: dict, count: int = 3) -> list[tuple[str, float, str, bool]]:
+    """(observable, largest W1/floor over conditions, where, pass), worst first."""
+    labels = [c["label"] for c in metrics["conditions"]]
+    entries = []
+    for name, result in metrics["observables"].items():
+        ratios = [_float(r["ratio"]) for r in result["per_condition"]]
+        worst = int(np.nanargmax(ratios)) if not np.all(np.isnan(ratios)) else 0
+        entries.append((name, ratios[worst], labels[worst], result["pass"]))
+    entries.sort(key=lambda e: -e[1] if math.isfinite(e[1]) else -math.inf)
+    return entries[:count]
+
+
+def _summary(metrics: dict, observables: dict, content: dict) -> str:
+    verdict = metrics["verdict"]
+    worst = "".join(f"<li>{esc(observables[n].label)}: W1/floor = {esc(fmt(r, 3))} at {esc(where)} "
+                    f"({'pass' if ok else 'FAIL'})</li>" for n, r, where, ok in worst_observables(metrics))
+    c = metrics["classifier"]
+    auc = (f"{mean_err(c['auc'], c['auc_err'])} (0.5 = indistinguishable)" if c.get("auc") is not None
+           else f"not run ({c.get('skipped', '')})")
+    rows = [("Threshold", f"W1 ≤ {fmt(metrics['threshold'])} × floor in every condition"),
+            ("Reference", _file_summary(metrics["reference"])), ("Generated", _file_summary(metrics["generated"])),
+            ("Conditions", ", ".join(c["label"] for c in metrics["conditions"])),
+            ("Classifier AUC", auc)] + list(content.get("summary", []))
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return (f'<div class="summary"><p>Verdict: <span class="verdict {esc(verdict)}">{esc(verdict.upper())}</span> '
+            f"({sum(o['pass'] for o in metrics['observables'].values())} of {len(metrics['observables'])} observables "
+            f"pass)</p><p>Worst observables (largest W1/floor over conditions):</p><ul>{worst}</ul>"
+            f"<table>{body}</table></div>")
+
+
+def _file_summary(entry: dict) -> str:
+    """path, size, and the provenance that says how the file was made."""
+    prov = entry.get("provenance") or {}
+    config = prov.get("config") if isinstance(prov.get("config"), dict) else {}
+    versions = prov.get("versions") if isinstance(prov.get("versions"), dict) else {}
+    made = [f"{entry['path']}: n = {entry['n']} ({entry.get('source', '?')})",
+            f"command: {prov.get('command', '–')}", f"seed: {config.get('seed', '–')}",
+            f"physgan {prov.get('physgan_version', '–')}, torch {versions.get('torch', '–')}"]
+    return "; ".join(made)
+
+
+def _provenance(metrics: dict) -> str:
+    parts = []
+    for role in ("reference", "generated"):
+        entry = metrics[role]
+        prov = entry.get("provenance") or {}
+        config = prov.get("config") if isinstance(prov.get("config"), dict) else {}
+        rows = [("path", entry["path"]), ("source", entry.get("source", "")), ("samples", entry["n"]),
+                ("command", prov.get("command", "–")), ("created", prov.get("created", "–")),
+                ("physgan", prov.get("physgan_version", "–")), ("seed", config.get("seed", "–")),
+                ("versions", ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items()) or "–")]
+        body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+        full = esc(json.dumps(prov, indent=1, sort_keys=True, default=str))
+        parts.append(f"<h3>{esc(role.capitalize())}</h3><table>{body}</table>"
+                     f"<details><summary>full provenance</summary><pre>{full}</pre></details>")
+    return "".join(parts)
+
+
+def _observable_tables(metrics: dict, observables: dict) -> str:
+    overview = [[observables[n].label, fmt(r["w1"]), fmt(r["w1_floor"]), fmt(r["ratio"], 3), fmt(r["ks"], 3),
+                 fmt(r["separation_power"], 3), r["pass"]] for n, r in metrics["observables"].items()]
+    parts = ["<p class='note'>All conditions pooled; the pass column is the verdict over conditions.</p>",
+             table(["observable", "W1", "floor", "W1/floor", "KS", "sep. power", "every condition"], overview, 6)]
+    for name, result in metrics["observables"].items():
+        obs = observables[name]
+        unit = f" [{obs.unit}]" if obs.unit else ""
+        rows = [[c["label"], p["n_ref"], p["n_gen"], mean_err(p["ref_mean"], p["ref_err"]),
+                 mean_err(p["gen_mean"], p["gen_err"]), fmt(p["w1"]), fmt(p["w1_floor"]), fmt(p["ratio"], 3),
+                 fmt(p["ks"], 3), fmt(p["separation_power"], 3), p["pass"]]
+                for c, p in zip(metrics["conditions"], result["per_condition"])]
+        parts.append(f"<h3>{esc(obs.label)}{esc(unit)}: {esc(obs.description)}</h3>")
+        parts.append(table(["condition", "n ref", "n gen", "ref mean", "gen mean", "W1", "floor", "W1/floor", "KS",
+                            "sep. power", "pass"], rows, 10))
+    return "".join(parts)
+
+
+def _classifier_section(metrics: dict) -> str:
+    c = metrics["classifier"]
+    if c.get("auc") is None:
+        return f"<p>Not run: {esc(c.get('skipped', ''))}</p>"
+    rows = [[p["label"], p["n_test"], mean_err(p["auc"], p["auc_err"])] for p in c["per_condition"]]
+    rows.insert(0, ["all conditions", c["n_test"], mean_err(c["auc"], c["auc_err"])])
+    return (f"<p>A small network from the system plug-in, given each sample and its condition, trained on 60 % of "
+            f"{esc(c['n_per_class'])} samples per class (equal numbers per condition), the epoch kept by the "
+            f"validation loss (20 %), Platt-calibrated, evaluated on the held-out 20 %. JS divergence bound from the "
+            f"calibrated loss: {esc(fmt(c['jsd'], 3))} bits.</p>" + table(["condition", "test samples", "AUC"], rows))
+
+
+def _plots_section(plots: list[tuple[str, str]], plots_dir: Path) -> str:
+    figures = []
+    for title, filename in plots:
+        data = base64.b64encode((Path(plots_dir) / filename).read_bytes()).decode("ascii")
+        figures.append(f'<figure><figcaption>{esc(title)}</figcaption>'
+                       f'<img alt="{esc(title)}" src="data:image/png;base64,{data}"></figure>')
+    return "".join(figures)
+
+
+def write_html(path, metrics: dict, *, observables: dict, content: dict, plots: list[tuple[str, str]],
+               plots_dir) -> None:
+    """The report: summary, meaning of the numbers, provenance, tables, system extras, plots."""
+    extra_tables = "".join(f"<h3>{esc(t['title'])}</h3>{table(t['headers'], t['rows'])}"
+                           f"<p class='note'>{esc(t.get('note', ''))}</p>" for t in content.get("tables", []))
+    protocol = metrics["floor_protocol"]
+    title = f"physgan validation: {metrics['system']}"
+    document = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{esc(title)}</h1>
+<p class="note">physgan {esc(metrics['physgan_version'])}, seed {esc(metrics['seed'])}</p>
+<h2>Summary</h2>
+{_summary(metrics, observables, content)}
+<h2>What the numbers mean</h2>
+{EXPLANATION}
+<p class="note">Floor protocol: {esc(protocol['description'])}</p>
+<h2>Provenance</h2>
+{_provenance(metrics)}
+<h2>Observables</h2>
+{_observable_tables(metrics, observables)}
+<h2>Classifier two-sample test</h2>
+{_classifier_section(metrics)}
+<h2>System-specific results</h2>
+{extra_tables}
+<h2>Plots</h2>
+{_plots_section(plots, plots_dir)}
+</body></html>
+"""
+    Path(path).write_text(document, encoding="utf-8")
