@@ -12,9 +12,11 @@ examples:
   physgan run ising --preset quick --out runs/quick
   physgan train --data data/ising_L32.h5 --out runs/L32 --preset full --set steps=20000
   physgan sample --checkpoint runs/L32/checkpoints/best.pt --T 1.8,2.269,3.0 --n-per-temp 10000 --out gen.h5
+  physgan validate --reference data/test.h5 --generated gen.h5 --out report/
   physgan simulate ising --L 32 --temps 1.5:3.5:24 --n-per-temp 5000 --seed 0 --out data/ising_L32.h5
   physgan simulate --recipe datasets/ising_L32.toml --out data/ising_L32.h5
   physgan simulate ising --L 64 --temps 2.269 --n-per-temp 1000 --shard 3/8 --out data/shard3.h5
+  physgan simulate jets --n-per-class 10000 --classes wprime,qcd --workers 2 --out data/jets.h5 --root data/jets.root
   physgan merge data/shard*.h5 --out data/merged.h5
   physgan inspect data/ising_L32.h5
   physgan observables data/ising_L32.h5
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_simulate(commands)
     _add_train(commands)
     _add_sample(commands)
+    _add_validate(commands)
     _add_merge(commands)
     _add_inspect(commands)
     _add_observables(commands)
@@ -62,8 +65,11 @@ def _add_simulate(commands) -> None:
   physgan simulate ising --L 16 --temps 2.0,2.269,3.0 --n-per-temp 2000 --algorithm wolff --out ising.h5
   physgan simulate --recipe datasets/ising_L32.toml --out data/ising_L32.h5
   physgan simulate ising --L 64 --temps 2.269 --n-per-temp 8000 --shard 0/4 --out shard0.h5
+  physgan simulate jets --n-per-class 10000 --classes wprime,qcd --out data/jets.h5 --root data/jets.root
+  physgan simulate jets --n-per-class 2000 --pt 250:300 --mass-window 60:100 --workers 2 --seed 7 --out lagan.h5
+  physgan simulate --recipe datasets/jets_lagan.toml --shard 3/100 --out data/jets_shard3.h5
 options given on the command line override the recipe; --set key=value overrides any setting.""")
-    p.add_argument("system", nargs="?", choices=["ising"], help="the physical system (or take it from --recipe)")
+    p.add_argument("system", nargs="?", choices=["ising", "jets"], help="the physical system (or take it from --recipe)")
     p.add_argument("--recipe", help="TOML recipe (datasets/*.toml) holding the settings")
     p.add_argument("--seed", type=int, help="root random seed (default 0)")
     p.add_argument("--shard", help="i/N: this job's part of a sharded run (seeds SeedSequence(seed).spawn(N)[i])")
@@ -75,6 +81,15 @@ options given on the command line override the recipe; --set key=value overrides
     ising.add_argument("--n-per-temp", type=int, help="configurations per temperature (default 1000)")
     ising.add_argument("--algorithm", choices=["auto", "metropolis", "wolff"], help="update algorithm (default auto)")
     ising.add_argument("--chains", type=int, help="independent chains per temperature (default 64)")
+    jets = p.add_argument_group("jets")
+    jets.add_argument("--n-per-class", type=int, help="selected jets per class (default 1000)")
+    jets.add_argument("--classes", help="wprime, qcd or wprime,qcd (default both)")
+    jets.add_argument("--pt", help="trimmed-jet pT window in GeV, lo:hi (default 250:300)")
+    jets.add_argument("--mass-window", help="trimmed-jet mass window in GeV, lo:hi (LAGAN: 60:100; default none)")
+    jets.add_argument("--sqrt-s", type=float, help="pp centre-of-mass energy in GeV (default 14000)")
+    jets.add_argument("--wprime-mass", type=float, help="W' mass in GeV (default 800)")
+    jets.add_argument("--workers", type=int, help="processes running Pythia (default 1; the output does not depend on it)")
+    jets.add_argument("--root", help="also write a ROOT file: TTree jets with the constituents as jagged branches")
     _add_output(p)
     p.set_defaults(run=_simulate)
 
@@ -124,6 +139,26 @@ def _add_sample(commands) -> None:
     p.set_defaults(run=_sample)
 
 
+def _add_validate(commands) -> None:
+    p = _command(commands, "validate", "Judge a generated sample against a reference by physics observables: "
+                 "report.html, metrics.json and plots.", """\
+  physgan validate --reference runs/quick/data/test.h5 --generated runs/quick/samples/generated.h5 --out report/
+  physgan validate --reference mc.h5 --generated gen.h5 --out report/ --threshold 3 --pdf --force""")
+    p.add_argument("--reference", required=True, help="reference sample (Monte Carlo), any supported format")
+    p.add_argument("--generated", required=True, help="the sample to judge")
+    p.add_argument("--out", required=True, help="report directory (report.html, metrics.json, plots/)")
+    p.add_argument("--threshold", type=float, default=2.0,
+                   help="an observable passes when W1 <= threshold x its reference floor in every condition")
+    p.add_argument("--pdf", action="store_true", help="also write the plots as PDF")
+    p.add_argument("--no-classifier", action="store_true", help="skip the classifier two-sample test")
+    p.add_argument("--allow-pickle", action="store_true", help="read Python pickles (trusted files only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    p.add_argument("--force", action="store_true", help="replace an existing report directory")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=_validate)
+
+
 def _add_merge(commands) -> None:
     p = _command(commands, "merge", "Join the shard files of one sharded simulation.", """\
   physgan merge data/shard0.h5 data/shard1.h5 data/shard2.h5 data/shard3.h5 --out data/all.h5""")
@@ -163,12 +198,15 @@ def _simulate(args) -> None:
     if args.system and recipe.get("system", args.system) != args.system:
         raise UserError(f"--recipe {args.recipe} is for system {recipe['system']!r}, not {args.system!r}")
     options = {"L": args.L, "temps": args.temps, "n_per_temp": args.n_per_temp, "algorithm": args.algorithm,
-               "chains": args.chains, "seed": args.seed, "device": args.device}
+               "chains": args.chains, "seed": args.seed, "device": args.device,
+               "n_per_class": args.n_per_class, "classes": args.classes, "pt": args.pt, "mass_window": args.mass_window,
+               "sqrt_s": args.sqrt_s, "wprime_mass": args.wprime_mass, "workers": args.workers}
     values = cfg.merge(cfg.merge(recipe.get("simulate", {}), cfg.parse_overrides(args.set)),
                        {k: v for k, v in options.items() if v is not None})
     system = get_system(system_name)
     config = cfg.build(system.SimulationConfig, values, where="simulate")
-    n = system.simulate_to_file(args.out, config, parse_shard(args.shard), force=args.force, quiet=args.quiet)
+    n = system.simulate_to_file(args.out, config, parse_shard(args.shard), force=args.force, quiet=args.quiet,
+                                root=getattr(args, "root", None))
     if not args.quiet:
         print(f"wrote {n} {system.NAME} samples to {args.out}")
 
@@ -203,6 +241,16 @@ def _sample(args) -> None:
                             device=args.device, seed=args.seed, force=args.force, quiet=args.quiet)
     if not args.quiet:
         print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
+
+
+def _validate(args) -> None:
+    from physgan.validation.validate import validate, verdict_line
+
+    metrics = validate(args.reference, args.generated, args.out, threshold=args.threshold, pdf=args.pdf,
+                       force=args.force, quiet=args.quiet, allow_pickle=args.allow_pickle, seed=args.seed,
+                       classifier=not args.no_classifier, device=args.device)
+    if not args.quiet:
+        print(verdict_line(metrics, args.out))
 
 
 def _merge(args) -> None:

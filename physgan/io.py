@@ -47,6 +47,9 @@ def atomic_output(path: str | os.PathLike, force: bool = False) -> Iterator[Path
         raise UserError(f"cannot write {target}: {exc.strerror or exc}") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)  # mkstemp creates 0600; give the output the permissions of an ordinary new file
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -155,7 +158,7 @@ class Samples:
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Recognise a file by its first bytes, not its name: hdf5, npz, npy, pickle."""
+    """Recognise a file by its first bytes, not its name: hdf5, npz, npy, pickle, root."""
     try:
         with open(path, "rb") as f:
             head = f.read(8)
@@ -173,7 +176,9 @@ def detect_format(path: str | os.PathLike) -> str:
         return "npy"
     if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # pickle protocol 2-5 header
         return "pickle"
-    raise UserError(f"{path}: not a recognised sample file (expected HDF5, .npz, .npy or an Ising pickle)")
+    if head.startswith(b"root"):
+        return "root"
+    raise UserError(f"{path}: not a recognised sample file (expected HDF5, ROOT, .npz, .npy or an Ising pickle)")
 
 
 def open_samples(path: str | os.PathLike, *, allow_pickle: bool = False) -> Samples:

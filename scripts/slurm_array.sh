@@ -7,6 +7,7 @@
 # Shard i of N uses the random stream SeedSequence(seed).spawn(N)[i] and stores 1/N of the
 # configurations per temperature; `physgan merge` refuses shards of different runs or a missing shard.
 # Other batch systems: HTCondor's $(Process) or PBS's $PBS_ARRAY_INDEX play the role of SLURM_ARRAY_TASK_ID.
+# Jets: RECIPE=datasets/jets_lagan.toml sbatch --array=0-99 scripts/slurm_array.sh (then physgan merge the shards).
 #SBATCH --job-name=physgan-mc
 #SBATCH --cpus-per-task=2
 #SBATCH --time=02:00:00

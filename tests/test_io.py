@@ -85,3 +85,12 @@ def test_missing_file_and_directory(tmp_path):
         detect_format(tmp_path / "nope.h5")
     with pytest.raises(UserError, match="directory"):
         detect_format(tmp_path)
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    import os
+
+    write(tmp_path / "p.h5")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "p.h5").stat().st_mode & 0o777 == 0o666 & ~umask

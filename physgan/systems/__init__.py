@@ -7,7 +7,7 @@ branches on a system's name:
     read_foreign(path, kind, allow_pickle) -> Samples | None
                                    reader for layouts other than physgan HDF5 (None: not mine)
     SimulationConfig               dataclass of Monte Carlo settings (a recipe's [simulate] table)
-    simulate_to_file(path, config, shard, force=, quiet=) -> int
+    simulate_to_file(path, config, shard, force=, quiet=, root=None) -> int
                                    run the Monte Carlo into a sample file; returns the samples stored
     observables_report(samples) -> str
                                    per-condition observables with errors, next to exact values if known
@@ -21,7 +21,10 @@ from types import ModuleType
 
 from physgan.errors import UserError
 
-SYSTEMS = ("ising",)
+# Foreign files are offered to each system's reader in this order: jets first, because its readers claim
+# only exact layouts (e.g. EnergyFlow's X (n, M, 4) float with labels y), while Ising's .npz reader takes
+# any array named X.
+SYSTEMS = ("jets", "ising")
 
 
 def get_system(name: str, where: str = "") -> ModuleType:

@@ -39,8 +39,8 @@ def _read_npz(path: str):
         keys = set(archive.files)
         spin_key = next((k for k in SPIN_KEYS if k in keys), None)
         t_key = next((k for k in TEMPERATURE_KEYS if k in keys), None)
-        if spin_key is None:
-            return None
+        if spin_key is None or (t_key is None and spin_key != "spins"):
+            return None  # e.g. EnergyFlow's X, y: another system's layout, not an Ising file without T
         if t_key is None:
             raise UserError(f"{path}: found spins under {spin_key!r} but no temperatures "
                             f"(store them under one of {', '.join(TEMPERATURE_KEYS)})")

@@ -58,6 +58,7 @@ def test_mehta_pickles_only_on_opt_in(tmp_path):
 
 @pytest.mark.parametrize("arrays, message", [
     ({"spins": np.full((2, 4, 4), 3)}, "no temperatures"),
+    ({"data": np.ones((2, 4, 4))}, "not in any layout"),  # ambiguous key, no T: not claimed as Ising
     ({"spins": np.full((2, 4, 4), 3), "T": [1.0, 2.0]}, "must be \\+-1 or 0/1"),
     ({"spins": np.ones((2, 3, 4)), "T": [1.0, 2.0]}, "shape"),
     ({"spins": np.ones((2, 15)), "T": [1.0, 2.0]}, "not an L x L"),
