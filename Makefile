@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml setup.py constraints.txt physgan/systems/ising/_kernels
 	$(BIN)/pip install -q -c constraints.txt --no-build-isolation -e ".[jets,report,test]"
 	touch $(STAMP)
 
-# The quick Ising pipeline (Monte Carlo -> WGAN -> samples -> validation), then the test Monte Carlo's
-# thermodynamics against the exact finite-L solution.
+# The quick Ising pipeline (Monte Carlo -> WGAN -> samples -> validation), the test Monte Carlo's
+# thermodynamics against the exact finite-L solution, and a small Pythia jet sample's W' and QCD summaries.
 demo: install
 	$(BIN)/physgan run ising --preset quick --out runs/demo --force
 	$(BIN)/physgan observables runs/demo/data/test.h5
+	$(BIN)/physgan simulate jets --n-per-class 200 --seed 1 --workers 2 --out runs/demo/jets.h5 --force --quiet
+	$(BIN)/physgan observables runs/demo/jets.h5
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -30,6 +32,9 @@ test-slow: install
 
 bench: install
 	$(BIN)/python scripts/bench_ising_mc.py
+	$(BIN)/python scripts/bench_sampling.py
+	$(BIN)/python scripts/bench_validate.py
+	$(BIN)/python scripts/bench_jets_mc.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info physgan/systems/ising/_kernels*.so
