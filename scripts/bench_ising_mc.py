@@ -9,12 +9,12 @@ Each number is a rate over runs of at least --seconds, after a short burn-in at 
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
 import torch
 
+from physgan.hardware import cpu_line
 from physgan.systems.ising.kernels import Chains, compiled_kernels_available
 from physgan.systems.ising.mc import IsingMCConfig, simulate
 
@@ -24,15 +24,9 @@ TEMPERATURES = (2.0, T_C, 3.0)
 
 def hardware() -> list[str]:
     """CPU model, core count, torch version and GPU, one line each."""
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
     return [
-        f"CPU: {model}, {os.cpu_count()} cores (OpenMP threads: {os.environ.get('OMP_NUM_THREADS', 'all')})",
+        f"{cpu_line()}; OpenMP threads: {os.environ.get('OMP_NUM_THREADS', 'all')}",
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), GPU: {gpu}",
         f"compiled C kernel: {'yes' if compiled_kernels_available() else 'NO (reinstall physgan)'}",
     ]

@@ -16,7 +16,6 @@ Prints the hardware and load, then
 import argparse
 import functools
 import os
-import platform
 import resource
 import tempfile
 import time
@@ -24,20 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from physgan.hardware import cpu_line
 from physgan.io import open_samples, provenance
 from physgan.systems.jets import mc, observables_report
 
 
 def hardware() -> list[str]:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return [f"CPU: {model}, {os.cpu_count()} cores; load average (1, 5, 15 min): {load}",
-            f"versions: {mc.generator_settings(mc.JetsMCConfig(), (0, 1))['versions']}"]
+    return [cpu_line(), f"versions: {mc.generator_settings(mc.JetsMCConfig(), (0, 1))['versions']}"]
 
 
 class FastJetClock:
