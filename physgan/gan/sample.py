@@ -12,26 +12,25 @@ from physgan.gan.train import load_checkpoint, normalise, resolve_device
 
 
 def load_generator(checkpoint: dict, device: torch.device):
-    """The (EMA) generator of a checkpoint in eval mode, its system and its network settings."""
+    """The (EMA) generator of a checkpoint, in eval mode, and its system."""
     from physgan.systems import get_system
 
     system = get_system(checkpoint["system"])
     network = build(system.generative.NetworkConfig, checkpoint["network"], where="checkpoint network")
     generator, _ = system.generative.make_networks(tuple(checkpoint["shape"]), len(checkpoint["conditions"]), network)
     generator.load_state_dict(checkpoint["generator_ema"])
-    return system, generator.to(device).eval(), network
+    return system, generator.to(device).eval()
 
 
 @torch.no_grad()
-def generate(system, generator, network, checkpoint: dict, cond: torch.Tensor, *, batch_size: int,
-             device: torch.device, seed: int = 0):
+def generate(generator, checkpoint: dict, cond: torch.Tensor, *, batch_size: int, device: torch.device,
+             seed: int = 0):
     """Yield (generated batch, raw condition batch) for the raw conditions `cond` (n, n_cond)."""
     low, high = (torch.tensor(checkpoint[k], dtype=torch.float32, device=device) for k in ("condition_low", "condition_high"))
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, len(cond), batch_size):
-        c = cond[start:start + batch_size]
-        inputs = normalise(system.generative.encode_conditions(c, network).to(device), low, high)
-        yield generator(generator.latent(len(c), rng), inputs), c
+        c = cond[start:start + batch_size].to(device)
+        yield generator(generator.latent(len(c), rng), normalise(c, low, high)), c
 
 
 def sample_to_file(checkpoint_path, out, condition_options: dict | np.ndarray, n_per_condition: int, *, batch_size: int = 1024,
@@ -48,7 +47,7 @@ def sample_to_file(checkpoint_path, out, condition_options: dict | np.ndarray, n
         raise UserError("--n-per-temp/--n and --batch-size must be at least 1")
     checkpoint = load_checkpoint(checkpoint_path)
     torch_device = resolve_device(device)
-    system, generator, network = load_generator(checkpoint, torch_device)
+    system, generator = load_generator(checkpoint, torch_device)
     conditions = condition_options if isinstance(condition_options, np.ndarray) \
         else system.generative.parse_conditions(condition_options)
     _warn_outside_training_range(checkpoint, conditions)
@@ -59,8 +58,7 @@ def sample_to_file(checkpoint_path, out, condition_options: dict | np.ndarray, n
     started = time.perf_counter()
     with SampleWriter(out, system=system.NAME, source="gan", provenance=prov, force=force) as writer, \
             progress_bar(total=len(cond), desc="sampling", quiet=quiet) as bar:
-        for x, c in generate(system, generator, network, checkpoint, cond, batch_size=batch_size, device=torch_device,
-                             seed=seed):
+        for x, c in generate(generator, checkpoint, cond, batch_size=batch_size, device=torch_device, seed=seed):
             writer.append(**system.generative.to_arrays(x, c))
             bar.update(len(c))
     seconds = time.perf_counter() - started
@@ -68,7 +66,7 @@ def sample_to_file(checkpoint_path, out, condition_options: dict | np.ndarray, n
 
 
 def _warn_outside_training_range(checkpoint: dict, conditions: np.ndarray) -> None:
-    low, high = np.array(checkpoint["training_low"]), np.array(checkpoint["training_high"])
+    low, high = np.array(checkpoint["condition_low"]), np.array(checkpoint["condition_high"])
     outside = np.any((conditions < low) | (conditions > high), axis=1)
     if outside.any():
         print(f"physgan: warning: {outside.sum()} requested condition(s) lie outside the training range "

@@ -161,15 +161,7 @@ class Trainer:
         adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
         self.opt_G, self.opt_D = adam(self.G.parameters(), config.lr_generator), adam(self.D.parameters(), config.lr_critic)
         self.step, self.best_score, self.started = 0, math.inf, time.time()
-        encoded = self._encode(data.group_cond)
-        self.low, self.high = encoded.min(0).values.to(self.device), encoded.max(0).values.to(self.device)
-
-    def _encode(self, cond: torch.Tensor) -> torch.Tensor:
-        return self.system.generative.encode_conditions(cond, self.network_config)
-
-    def _network_input(self, cond: torch.Tensor) -> torch.Tensor:
-        """Raw conditions -> what the networks see: the system's encoding, normalised to [-1, 1]."""
-        return normalise(self._encode(cond).to(self.device), self.low, self.high)
+        self.low, self.high = data.low.to(self.device), data.high.to(self.device)
 
     # ----- one training step -------------------------------------------------------------------------
     def _my_slice(self, *tensors):
@@ -189,7 +181,7 @@ class Trainer:
         latent = dict(zip(latent, self._my_slice(*latent.values())))
         per_rank = len(groups) // self.world
         groups = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
-        return x.to(self.device), self._network_input(cond), latent, groups, eps
+        return x.to(self.device), normalise(cond.to(self.device), self.low, self.high), latent, groups, eps
 
     def _set_learning_rates(self) -> None:
         """Constant, then linear to zero over the last lr_decay of the run: a settling game ends more
@@ -269,7 +261,7 @@ class Trainer:
         rows, pulls = [], []
         for g in picks:
             cond = data.group_cond[g].expand(cfg.monitor_samples, -1)
-            fake = self.G_ema(self.G_ema.latent(cfg.monitor_samples, gen), self._network_input(cond))
+            fake = self.G_ema(self.G_ema.latent(cfg.monitor_samples, gen), normalise(cond.to(self.device), self.low, self.high))
             features = self.system.generative.physics_features(fake).cpu()
             mean, err = features.mean(0), features.std(0) / math.sqrt(len(features)) + 1e-6
             pull = (mean - data.target_mean[g]) / err
@@ -314,9 +306,8 @@ class Trainer:
         return {"format": CHECKPOINT_FORMAT, "system": self.system.NAME, "step": self.step,
                 "best_score": self.best_score, "config": asdict(self.config),
                 "network": asdict(self.network_config), "shape": list(self.data.x.shape[1:]),
-                "conditions": list(self.system.CONDITIONS), "condition_low": self.low.tolist(),
-                "condition_high": self.high.tolist(), "training_low": self.data.low.tolist(),
-                "training_high": self.data.high.tolist(), "generator": self.G.state_dict(),
+                "conditions": list(self.system.CONDITIONS), "condition_low": self.data.low.tolist(),
+                "condition_high": self.data.high.tolist(), "generator": self.G.state_dict(),
                 "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
                 "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict()}
 

@@ -50,8 +50,6 @@ class NetworkConfig:
     """temperature embedding width"""
     condition_frequencies: int = 0
     """Fourier frequencies of the normalised temperature fed to the embeddings (0: T alone)"""
-    critical_width: float = 0.0
-    """if > 0, the networks also see tanh((T - T_c) / critical_width): resolution where |m| changes fastest"""
     straight_through: bool = True
     """emit +-1 spins in the forward pass (gradient through tanh)"""
     symmetrize: bool = True
@@ -162,22 +160,8 @@ class Critic(nn.Module):
 
 
 def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[Generator, Critic]:
-    L, n_features = shape[-1], n_cond + (config.critical_width > 0)
-    return Generator(L, n_features, config), Critic(L, n_features, config)
-
-
-def encode_conditions(cond: torch.Tensor, config: NetworkConfig) -> torch.Tensor:
-    """What the networks see of raw conditions (B, 1): T and, optionally, a feature that is steep at T_c.
-
-    The thermodynamics is singular at the one known temperature T_c (|m| falls fastest just above it);
-    tanh((T - T_c)/w) spreads that region over the feature's range, so a smooth network can follow it
-    without the high-frequency components that would spoil interpolation elsewhere.
-    """
-    if config.critical_width <= 0:
-        return cond
-    from physgan.systems.ising.exact import critical_temperature
-
-    return torch.cat([cond, torch.tanh((cond - critical_temperature()) / config.critical_width)], dim=1)
+    L = shape[-1]
+    return Generator(L, n_cond, config), Critic(L, n_cond, config)
 
 
 def training_tensors(samples) -> tuple[torch.Tensor, torch.Tensor]:
