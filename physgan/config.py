@@ -101,10 +101,6 @@ def build(cls, values: dict, where: str = "configuration"):
     return cls(**kwargs)
 
 
-def as_dict(config) -> dict:
-    return dataclasses.asdict(config)
-
-
 def to_toml(values: dict, prefix: str = "") -> str:
     """Write a nested mapping of plain values (numbers, strings, booleans, lists) as TOML."""
     scalars = [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict) and v is not None]

@@ -285,9 +285,9 @@ class Trainer:
                     record = {}
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         record.update(logs)
-                    if self.step % cfg.monitor_every == 0 or self.step == cfg.steps:
-                        record["monitor"] = self.monitor()
-                        if is_main and record["monitor"]["score"] < self.best_score:
+                    if is_main and (self.step % cfg.monitor_every == 0 or self.step == cfg.steps):
+                        record["monitor"] = self.monitor()  # only rank 0 logs and chooses best.pt
+                        if record["monitor"]["score"] < self.best_score:
                             self.best_score = record["monitor"]["score"]
                             self.save("best.pt")
                     if is_main and record:

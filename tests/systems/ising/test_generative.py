@@ -1,5 +1,6 @@
 """Ising networks: exact symmetries, straight-through spins, conditioning, physics features."""
 import numpy as np
+import pytest
 import torch
 
 from physgan.gan.train import normalise
@@ -37,9 +38,11 @@ def test_torch_features_agree_with_the_numpy_observables():
     np.testing.assert_allclose(features[:, 1], np.abs(magnetization(spins)), atol=1e-6)
 
 
-def test_generator_emits_spins_and_depends_on_temperature():
+@pytest.mark.parametrize("frequencies", [0, 3])  # plain T, and T with Fourier features
+def test_generator_emits_spins_and_depends_on_temperature(frequencies):
     torch.manual_seed(0)
-    config = generative.NetworkConfig(channels=8, blocks=2, critic_channels=8, critic_blocks=1)
+    config = generative.NetworkConfig(channels=8, blocks=2, critic_channels=8, critic_blocks=1,
+                                      condition_frequencies=frequencies)
     G, D = generative.make_networks((1, 8, 8), 1, config)
     for p in G.parameters():  # FiLM starts as the identity; perturb so conditioning has an effect
         torch.nn.init.normal_(p, std=0.3)

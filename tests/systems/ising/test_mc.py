@@ -1,5 +1,4 @@
 """Monte Carlo against the exact solution, within 4 standard errors (PHYSICS.md section 1)."""
-import h5py
 import numpy as np
 import pytest
 
