@@ -12,6 +12,7 @@ examples:
   physgan run ising --preset quick --out runs/quick
   physgan train --data data/ising_L32.h5 --out runs/L32 --preset full --set steps=20000
   physgan sample --checkpoint runs/L32/checkpoints/best.pt --T 1.8,2.269,3.0 --n-per-temp 10000 --out gen.h5
+  physgan sample --checkpoint runs/jets/checkpoints/best.pt --class wprime,qcd --pt 250:300 --n 100000 --out gen.h5
   physgan validate --reference data/test.h5 --generated gen.h5 --out report/
   physgan simulate ising --L 32 --temps 1.5:3.5:24 --n-per-temp 5000 --seed 0 --out data/ising_L32.h5
   physgan simulate --recipe datasets/ising_L32.toml --out data/ising_L32.h5
@@ -98,8 +99,9 @@ def _add_run(commands) -> None:
     p = _command(commands, "run", "Simulate, train, sample and compare in one run directory.", """\
   physgan run ising --preset quick --out runs/quick
   physgan run ising --preset full --out runs/full --set train.device=cuda
+  physgan run jets --preset quick --out runs/jets_quick
   physgan run ising --preset my_preset.toml --out runs/mine""")
-    p.add_argument("system", choices=["ising"])
+    p.add_argument("system", choices=["ising", "jets"])
     p.add_argument("--preset", default="quick", help="quick, full, or a TOML file (default quick)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     p.add_argument("--out", required=True, help="run directory")
@@ -128,10 +130,15 @@ def _add_train(commands) -> None:
 def _add_sample(commands) -> None:
     p = _command(commands, "sample", "Generate samples from a checkpoint (same file format as the Monte Carlo).", """\
   physgan sample --checkpoint runs/L32/checkpoints/best.pt --T 1.8,2.269,3.0 --n-per-temp 10000 --out gen.h5
-  physgan sample --checkpoint best.pt --T 1.5:3.5:41 --n-per-temp 1000 --batch-size 4096 --device cuda --out scan.h5""")
+  physgan sample --checkpoint best.pt --T 1.5:3.5:41 --n-per-temp 1000 --batch-size 4096 --device cuda --out scan.h5
+  physgan sample --checkpoint runs/jets/checkpoints/best.pt --class wprime,qcd --pt 250:300 --n 100000 --out gen.h5 --root gen.root""")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--T", help="Ising temperatures: 1.8,2.269,3.0 or start:stop:count")
-    p.add_argument("--n-per-temp", "--n", dest="n", type=int, default=1000, help="samples per condition (default 1000)")
+    p.add_argument("--class", dest="classes", help="jets: wprime, qcd or wprime,qcd")
+    p.add_argument("--pt", help="jets: jet pT window in GeV, lo:hi (pT values spread evenly over it)")
+    p.add_argument("--n-per-temp", "--n", dest="n", type=int, default=1000,
+                   help="samples per condition: Ising per temperature, jets per class (default 1000)")
+    p.add_argument("--root", help="jets: also write a ROOT file (TTree jets)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -143,9 +150,12 @@ def _add_validate(commands) -> None:
     p = _command(commands, "validate", "Judge a generated sample against a reference by physics observables: "
                  "report.html, metrics.json and plots.", """\
   physgan validate --reference runs/quick/data/test.h5 --generated runs/quick/samples/generated.h5 --out report/
-  physgan validate --reference mc.h5 --generated gen.h5 --out report/ --threshold 3 --pdf --force""")
+  physgan validate --reference mc.h5 --generated gen.h5 --out report/ --threshold 3 --pdf --force
+  physgan validate --reference test.h5 --generated gen.h5 --train train.h5 --out report/   # memorisation""")
     p.add_argument("--reference", required=True, help="reference sample (Monte Carlo), any supported format")
     p.add_argument("--generated", required=True, help="the sample to judge")
+    p.add_argument("--train", metavar="FILE", help="the generator's training sample: checks memorisation "
+                   "(nearest training sample of generated vs reference samples); without it, not checked")
     p.add_argument("--out", required=True, help="report directory (report.html, metrics.json, plots/)")
     p.add_argument("--threshold", type=float, default=2.0,
                    help="an observable passes when W1 <= threshold x its reference floor in every condition")
@@ -237,8 +247,9 @@ def _train(args) -> None:
 def _sample(args) -> None:
     from physgan.gan.sample import sample_to_file
 
-    timing = sample_to_file(args.checkpoint, args.out, {"T": args.T}, args.n, batch_size=args.batch_size,
-                            device=args.device, seed=args.seed, force=args.force, quiet=args.quiet)
+    options = {"T": args.T, "class": args.classes, "pt": args.pt, "n": args.n}
+    timing = sample_to_file(args.checkpoint, args.out, options, batch_size=args.batch_size, device=args.device,
+                            seed=args.seed, root=args.root, force=args.force, quiet=args.quiet)
     if not args.quiet:
         print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
 
@@ -246,9 +257,9 @@ def _sample(args) -> None:
 def _validate(args) -> None:
     from physgan.validation.validate import validate, verdict_line
 
-    metrics = validate(args.reference, args.generated, args.out, threshold=args.threshold, pdf=args.pdf,
-                       force=args.force, quiet=args.quiet, allow_pickle=args.allow_pickle, seed=args.seed,
-                       classifier=not args.no_classifier, device=args.device)
+    metrics = validate(args.reference, args.generated, args.out, training=args.train, threshold=args.threshold,
+                       pdf=args.pdf, force=args.force, quiet=args.quiet, allow_pickle=args.allow_pickle,
+                       seed=args.seed, classifier=not args.no_classifier, device=args.device)
     if not args.quiet:
         print(verdict_line(metrics, args.out))
 

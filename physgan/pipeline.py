@@ -8,12 +8,15 @@
     RUN_DIR/samples/generated.h5 generated sample at the test conditions
     RUN_DIR/timings.json         wall time of every stage
     RUN_DIR/report/              report.html, metrics.json, plots/ (physgan validate)
+
+The last stage applies the preset's [fidelity] targets (the system's FidelityConfig) to the generated
+sample against the test Monte Carlo, with the validation metrics at hand.
 """
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from physgan import config as cfg
@@ -30,16 +33,6 @@ class SampleConfig:
     """samples per generator call"""
     seed: int = 12345
     """seed of the latent draws"""
-
-
-@dataclass
-class FidelityConfig:
-    """Per-condition acceptance of a run's generated means against its test Monte Carlo (see README)."""
-
-    relative: dict = field(default_factory=dict)
-    """observable -> relative tolerance of the mean (or within 3 combined standard errors)"""
-    fraction_positive: list[float] = field(default_factory=lambda: [0.4, 0.6])
-    """allowed range of the fraction of samples with m > 0 below T_c (Ising)"""
 
 
 def preset_path_values(system_name: str, preset: str) -> dict:
@@ -62,7 +55,7 @@ def resolve(system, values: dict) -> dict:
             "simulate_test": cfg.build(system.SimulationConfig, values.get("simulate_test", {}), "simulate_test"),
             "train": cfg.build(TrainConfig, values.get("train", {}), "train"),
             "sample": cfg.build(SampleConfig, values.get("sample", {}), "sample"),
-            "fidelity": cfg.build(FidelityConfig, values.get("fidelity", {}), "fidelity")}
+            "fidelity": cfg.build(system.FidelityConfig, values.get("fidelity", {}), "fidelity")}
 
 
 def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = None, *, force: bool = False,
@@ -103,9 +96,9 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
         stages["sample"].n_per_condition, batch_size=stages["sample"].batch_size, device=stages["train"].device,
         seed=stages["sample"].seed, quiet=quiet))
     generated = open_samples(run_dir / "samples/generated.h5")
-    text, fidelity = stage("compare", lambda: system.fidelity_report(test, generated, stages["fidelity"]))
     metrics = stage("validate", lambda: validate(run_dir / "data/test.h5", run_dir / "samples/generated.h5",
-                                                 run_dir / "report", quiet=quiet))
+                                                 run_dir / "report", training=run_dir / "data/train.h5", quiet=quiet))
+    text, fidelity = stage("compare", lambda: system.fidelity_report(test, generated, stages["fidelity"], metrics))
     summary = {"timings_s": timings, "total_s": round(sum(timings.values()), 2),
                "generated_per_second": sampling["per_second"], "fidelity": fidelity, "verdict": metrics["verdict"]}
     (run_dir / "timings.json").write_text(json.dumps(summary, indent=1))

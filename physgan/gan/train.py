@@ -62,6 +62,9 @@ class TrainConfig:
     """decay of the exponential moving average of generator weights (0: off)"""
     feature_matching: float = 1.0
     """weight of the per-condition physics-feature matching term in the generator loss (0: off)"""
+    spread_matching: float = 0.0
+    """weight of the term matching, per condition group, the spread (standard deviation) of the physics
+    features as well as their mean (0: off); it acts against a generator that collapses onto typical samples"""
     augment: bool = True
     """apply the system's exact symmetries to training batches"""
     log_every: int = 10
@@ -99,8 +102,8 @@ class TrainingData:
 
     x: torch.Tensor  # stored representation (e.g. int8 lattices), (N, ...)
     cond: torch.Tensor  # raw conditions (N, n_cond)
-    groups: list[torch.Tensor]  # indices of the samples at each distinct condition
-    group_cond: torch.Tensor  # (n_groups, n_cond) raw
+    groups: list[torch.Tensor]  # indices of the samples of each condition group (system.condition_groups)
+    group_cond: torch.Tensor  # (n_groups, n_cond) raw, the mean condition of each group (for logs)
     target_mean: torch.Tensor  # (n_groups, n_features) feature means per group
     target_std: torch.Tensor  # (n_groups, n_features) feature spreads per group
     low: torch.Tensor  # per-condition-column minimum (normalisation)
@@ -125,14 +128,15 @@ def normalise(cond: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torc
 
 def prepare_data(system, samples) -> TrainingData:
     x, cond = system.generative.training_tensors(samples)
-    values, inverse = torch.unique(cond, dim=0, return_inverse=True)
-    groups = [torch.nonzero(inverse == g).squeeze(1) for g in range(len(values))]
+    group_of = system.generative.condition_groups(cond)
+    groups = [torch.nonzero(group_of == g).squeeze(1) for g in range(int(group_of.max()) + 1)]
     features = torch.cat([system.generative.physics_features(system.generative.to_float(x[i:i + 4096]))
                           for i in range(0, len(x), 4096)])
     mean = torch.stack([features[g].mean(0) for g in groups])
     std = torch.stack([features[g].std(0) if len(g) > 1 else torch.ones(features.shape[1]) for g in groups])
-    return TrainingData(x=x, cond=cond, groups=groups, group_cond=values, target_mean=mean,
-                        target_std=std.clamp_min(1e-3), low=cond.min(0).values, high=cond.max(0).values)
+    return TrainingData(x=x, cond=cond, groups=groups, group_cond=torch.stack([cond[g].mean(0) for g in groups]),
+                        target_mean=mean, target_std=std.clamp_min(1e-3), low=cond.min(0).values,
+                        high=cond.max(0).values)
 
 
 def draw_batch(data: TrainingData, config: TrainConfig, generator: torch.Generator):
@@ -224,13 +228,17 @@ class Trainer:
                 "feature_matching": matching.item()}
 
     def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
-        """Mean over condition groups of ((generated mean - training mean) / training spread)^2."""
-        if self.config.feature_matching == 0:
+        """Mean over condition groups of ((generated mean - training mean) / training spread)^2, plus
+        spread_matching x ((generated spread - training spread) / training spread)^2."""
+        cfg = self.config
+        if cfg.feature_matching == 0:
             return torch.zeros((), device=fake.device)
-        features = self.system.generative.physics_features(fake)
-        means = features.view(len(groups), self.config.group_size, -1).mean(1)
+        features = self.system.generative.physics_features(fake).view(len(groups), cfg.group_size, -1)
         target, scale = self.data.target_mean[groups].to(fake.device), self.data.target_std[groups].to(fake.device)
-        return (((means - target) / scale) ** 2).mean()
+        loss = (((features.mean(1) - target) / scale) ** 2).mean()
+        if cfg.spread_matching > 0 and cfg.group_size > 1:
+            loss = loss + cfg.spread_matching * (((features.std(1) - scale) / scale) ** 2).mean()
+        return loss
 
     def _average_gradients(self, model: torch.nn.Module) -> None:
         if self.world == 1:
@@ -260,7 +268,8 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed + 7)  # the same monitor draw every time
         rows, pulls = [], []
         for g in picks:
-            cond = data.group_cond[g].expand(cfg.monitor_samples, -1)
+            group = data.groups[g]  # conditions drawn from the group's own samples: continuous ones vary
+            cond = data.cond[group[torch.randint(len(group), (cfg.monitor_samples,), generator=gen)]]
             fake = self.G_ema(self.G_ema.latent(cfg.monitor_samples, gen), normalise(cond.to(self.device), self.low, self.high))
             features = self.system.generative.physics_features(fake).cpu()
             mean, err = features.mean(0), features.std(0) / math.sqrt(len(features)) + 1e-6

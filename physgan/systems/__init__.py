@@ -11,6 +11,10 @@ branches on a system's name:
                                    run the Monte Carlo into a sample file; returns the samples stored
     observables_report(samples) -> str
                                    per-condition observables with errors, next to exact values if known
+    FidelityConfig, fidelity_report(reference, generated, fidelity, metrics) -> (text, results)
+                                   a run's acceptance test (`physgan run`'s last stage)
+    generative, validation         modules loaded on first use (they need torch): the GAN adapter and the
+                                   plug-in of `physgan validate` (docs/architecture.md lists their contents)
 
 Adding a system means adding a package here and its name to SYSTEMS.
 """

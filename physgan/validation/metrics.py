@@ -72,10 +72,16 @@ def separation_power(a: np.ndarray, b: np.ndarray, bins: int | np.ndarray = 50) 
     discrete observables such as Ising magnetisations). Values outside given edges are not counted.
     """
     edges = np.histogram_bin_edges(np.concatenate([np.ravel(a), np.ravel(b)]), bins=bins)
-    h1 = np.histogram(a, edges)[0].astype(np.float64)
-    h2 = np.histogram(b, edges)[0].astype(np.float64)
+    h1, h2 = np.histogram(a, edges)[0], np.histogram(b, edges)[0]
     if h1.sum() == 0 or h2.sum() == 0:
         raise ValueError("a sample has no values inside the histogram edges")
+    return histogram_separation_power(h1, h2)
+
+
+def histogram_separation_power(h1: np.ndarray, h2: np.ndarray) -> float:
+    """The separation power of two histograms with shared bins (counts, or any non-negative weights),
+    each normalised to unit sum here; for spectra accumulated chunk by chunk."""
+    h1, h2 = np.asarray(h1, np.float64), np.asarray(h2, np.float64)
     h1, h2 = h1 / h1.sum(), h2 / h2.sum()
     filled = (h1 + h2) > 0
     return float(0.5 * np.sum((h1[filled] - h2[filled]) ** 2 / (h1[filled] + h2[filled])))

@@ -1,6 +1,6 @@
 """physgan validate: is a generated sample statistically a Monte Carlo sample? Observable by observable.
 
-    validate(reference, generated, out_dir) -> metrics
+    validate(reference, generated, out_dir, training=None) -> metrics
 
 writes out_dir/metrics.json (DESIGN.md schema, plus the extra keys listed in `validate`), out_dir/report.html
 (self-contained) and out_dir/plots/*.png (and .pdf). System-agnostic: everything system-specific comes from
@@ -27,7 +27,14 @@ Measured on Gaussian samples, 1000 vs 1000, 4000 repetitions: 99.9 % quantile of
 helper's default) 2.4 and 0.3 %. So with ~30 comparisons at threshold 2, an honest sample fails by chance
 well under 1 % of the time; the price is a factor sqrt 2 in sensitivity. Each comparison draws from its own
 generator, numpy default_rng([seed, 1, observable number, condition number + 1]) (0: all pooled), and the
-classifier from default_rng([seed, 0]), so results reproduce whatever the order of the work.
+classifier from default_rng([seed, 0]), so results reproduce whatever the order of the work; the plug-in's
+extras and memorisation check get the seed and draw from generators of their own.
+
+Memorisation. Given the generator's training sample (`training`, `physgan validate --train FILE`), the
+plug-in's `memorisation` compares the distances from generated samples to their nearest training sample with
+those from reference samples (independent of the training) to theirs: nearest_neighbour_summary. A generator
+that copies training samples sits closer to them than fresh Monte Carlo does. Without a training file the
+metrics say that memorisation was not checked.
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.stats
 
 from physgan import __version__
 from physgan.errors import UserError
@@ -57,6 +65,8 @@ BINS = 40  # histogram bins (separation power and plots)
 MIN_PER_CONDITION = 8  # fewer samples than this in a condition cannot give a floor
 MIN_CLASSIFIER_SAMPLES = 50  # per class; below this the split leaves nothing to test on
 CLASSIFIER = {"epochs": 5, "batch_size": 128, "lr": 1e-2}
+MEMORISATION_LEVEL = 1e-3  # p-value below which generated samples count as closer to the training sample
+NOT_CHECKED = {"checked": False, "reason": "no training sample given (physgan validate --train FILE)"}
 FLOOR_PROTOCOL = (f"in each of {ROUNDS} rounds, W1(reference subsample, generated subsample) and W1 between two "
                   f"disjoint reference subsamples, all of size min(n_ref, n_gen) // {SUBSAMPLE_DIVISOR} "
                   f"(at most {MAX_SUBSAMPLE}); W1 and floor are the means over rounds, errors their standard errors")
@@ -103,9 +113,9 @@ class Measured:
         return x if condition is None else x[self.groups[condition]]
 
 
-def validate(reference, generated, out_dir, *, threshold: float = 2.0, pdf: bool = False, force: bool = False,
-             quiet: bool = False, allow_pickle: bool = False, seed: int = 0, classifier: bool = True,
-             max_classifier_samples: int = 20000, device: str = "cpu") -> dict:
+def validate(reference, generated, out_dir, *, training=None, threshold: float = 2.0, pdf: bool = False,
+             force: bool = False, quiet: bool = False, allow_pickle: bool = False, seed: int = 0,
+             classifier: bool = True, max_classifier_samples: int = 20000, device: str = "cpu") -> dict:
     """Compare `generated` with `reference` (sample files of one system); write the report into `out_dir`.
 
     Returns the metrics written to out_dir/metrics.json: DESIGN.md's schema, with these additions:
@@ -113,10 +123,13 @@ def validate(reference, generated, out_dir, *, threshold: float = 2.0, pdf: bool
     errors of W1, floor and ratio, the KS p-value, the worst per-condition ratio and where; each per-condition
     entry also label, ratio, ratio_err, ks, separation_power, n_ref, n_gen; classifier also n_test, jsd, n_per_class and
     per_condition AUCs (auc null when not run, with "skipped" saying why); top level: threshold, seed,
-    conditions (with labels and counts), floor_protocol, and the plug-in's extras under the system's name.
+    conditions (with labels and counts), floor_protocol, training (its file entry, or null), and the plug-in's
+    extras under the system's name, which include "memorisation": the plug-in's memorisation result when a
+    training sample is given, else {"checked": false, "reason": ...}.
     The directory appears complete or not at all (built beside it, renamed at the end); an existing
     non-empty one is replaced only with `force`. User mistakes raise UserError.
 
+    training: the generator's training sample (optional), for the memorisation check;
     threshold: an observable passes where W1 <= threshold x floor; pdf: also write plots as PDF;
     seed: of every random choice (same seed, same numbers); classifier: run the classifier test, on at most
     max_classifier_samples samples of each file (equal numbers per condition), on `device`.
@@ -125,6 +138,7 @@ def validate(reference, generated, out_dir, *, threshold: float = 2.0, pdf: bool
         raise UserError(f"--threshold must be a positive number, got {threshold}")
     ref_samples, gen_samples = (open_samples(p, allow_pickle=allow_pickle) for p in (reference, generated))
     plugin = _plugin(ref_samples, gen_samples)
+    train_samples = None if training is None else _training(plugin, training, ref_samples, allow_pickle)
     ref, gen = match_conditions(plugin, ref_samples, gen_samples)
     classifier_rng = np.random.default_rng([seed, 0])
     keep = classifier_selection(ref, gen, max_classifier_samples, classifier_rng) if classifier else (None, None)
@@ -140,10 +154,13 @@ def validate(reference, generated, out_dir, *, threshold: float = 2.0, pdf: bool
         bar.update(1)
         classifier_result = _classifier(plugin, ref, gen, keep, inputs, classifier_rng, device, enabled=classifier)
         bar.update(1)
-        extras = plugin.extras(ref, gen)
+        extras = plugin.extras(ref, gen, seed)
+        extras["memorisation"] = (NOT_CHECKED if train_samples is None
+                                  else plugin.memorisation(train_samples, ref, gen, seed))
         results = to_json({
             "physgan_version": __version__, "system": ref_samples.system,
             "reference": _file_entry(ref_samples), "generated": _file_entry(gen_samples),
+            "training": None if train_samples is None else _file_entry(train_samples),
             "verdict": "pass" if all(o["pass"] for o in observables.values()) else "fail",
             "observables": observables, "classifier": classifier_result, "threshold": threshold, "seed": seed,
             "conditions": _conditions(plugin, ref, gen),
@@ -167,6 +184,18 @@ def _plugin(reference: Samples, generated: Samples):
     plugin = get_system(reference.system).validation
     plugin.check_compatible(reference, generated)
     return plugin
+
+
+def _training(plugin, path, reference: Samples, allow_pickle: bool) -> Samples:
+    """The training sample, opened and checked against the reference (same system, comparable samples)."""
+    training = open_samples(path, allow_pickle=allow_pickle)
+    if training.system != reference.system:
+        raise UserError(f"the training sample {training.path} holds {training.system}, "
+                        f"the reference {reference.path} holds {reference.system}")
+    if training.n == 0:
+        raise UserError(f"{training.path}: the training file holds no samples")
+    plugin.check_compatible(reference, training)
+    return training
 
 
 def match_conditions(plugin, reference: Samples, generated: Samples) -> tuple[Measured, Measured]:
@@ -265,6 +294,61 @@ def compare_observable(plugin, ref: Measured, gen: Measured, name: str, number: 
     return {**{k: pooled[k] for k in keys}, "pass": all(p["pass"] for p in per_condition),
             "worst_ratio": worst["ratio"], "worst_condition": worst["label"],
             "per_condition": per_condition}
+
+
+# ---------------------------------------------------------------------------------------------
+# Memorisation: nearest-neighbour distances to the training sample
+
+
+def nearest_neighbour_summary(ref_nn: np.ndarray, gen_nn: np.ndarray, copy_distance: float) -> dict:
+    """Are generated samples closer to the training sample than independent reference samples are?
+
+    ref_nn (n,), gen_nn (m,): each query sample's distance to its nearest training sample (a plug-in's
+    metric). Reports, for both, the median with the 16-84 % range and the fraction of (near-)copies,
+    distance <= copy_distance; p_copies, Fisher's exact test (one-sided) of more copies among the generated
+    samples; p_closer, the Mann-Whitney U test (one-sided) of smaller generated distances. `suspected`
+    when either p-value is below MEMORISATION_LEVEL (1e-3): copies of training samples, or generated samples
+    that crowd onto the training sample (also a sign of mode collapse onto typical training samples).
+    """
+    ref_nn, gen_nn = np.asarray(ref_nn, np.float64), np.asarray(gen_nn, np.float64)
+    copies = [int(np.count_nonzero(x <= copy_distance)) for x in (ref_nn, gen_nn)]
+
+    def describe(x, n_copies):
+        q16, q50, q84 = np.percentile(x, [16, 50, 84])
+        return {"n": len(x), "median": q50, "q16": q16, "q84": q84, "copies": n_copies,
+                "fraction_copies": n_copies / len(x), "nearest": x.tolist()}
+
+    p_copies = float(scipy.stats.fisher_exact([[copies[1], len(gen_nn) - copies[1]],
+                                               [copies[0], len(ref_nn) - copies[0]]], alternative="greater").pvalue)
+    p_closer = float(scipy.stats.mannwhitneyu(gen_nn, ref_nn, alternative="less").pvalue)
+    ref, gen = describe(ref_nn, copies[0]), describe(gen_nn, copies[1])
+    return {"checked": True, "copy_distance": copy_distance, "reference": ref, "generated": gen,
+            "median_ratio": gen["median"] / ref["median"] if ref["median"] > 0 else float("nan"),
+            "p_copies": p_copies, "p_closer": p_closer, "level": MEMORISATION_LEVEL,
+            "suspected": bool(min(p_copies, p_closer) < MEMORISATION_LEVEL)}
+
+
+def strided(n: int, count: int) -> np.ndarray:
+    """At most `count` indices (sorted, distinct) spread evenly over range(n)."""
+    return np.unique(np.linspace(0, n - 1, min(n, count)).astype(np.int64))
+
+
+class RowPicker:
+    """The rows at given indices of a file read chunk by chunk, collected in the order of the indices.
+
+    indices (k,) of samples; rows (k, *shape) of `dtype`. add(start, values) takes the chunk of samples
+    start, start + 1, ... (values (c, *shape)).
+    """
+
+    def __init__(self, indices, shape: tuple[int, ...], dtype):
+        self.indices = np.asarray([] if indices is None else indices, dtype=np.int64)
+        self._order = np.argsort(self.indices, kind="stable")
+        self._sorted = self.indices[self._order]
+        self.rows = np.empty((len(self.indices),) + tuple(shape), dtype=dtype)
+
+    def add(self, start: int, values: np.ndarray) -> None:
+        lo, hi = np.searchsorted(self._sorted, [start, start + len(values)])
+        self.rows[self._order[lo:hi]] = values[self._sorted[lo:hi] - start]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,9 +457,51 @@ def _write_report(tmp: Path, results: dict, plugin, ref: Measured, gen: Measured
 
     plots = report.observable_plots(plugin.OBSERVABLES, ref, gen, results, tmp / "plots", pdf)
     plots += plugin.plots(ref, gen, extras, tmp / "plots", pdf)
+    content = plugin.report_content(extras)
+    memorisation = memorisation_content(extras["memorisation"])
+    content = {key: list(content.get(key, [])) + memorisation[key] for key in ("summary", "tables")}
+    if extras["memorisation"]["checked"]:
+        plots.append(memorisation_plot(extras["memorisation"], tmp / "plots", pdf))
     (tmp / "metrics.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
-    report.write_html(tmp / "report.html", results, observables=plugin.OBSERVABLES,
-                      content=plugin.report_content(extras), plots=plots, plots_dir=tmp / "plots")
+    report.write_html(tmp / "report.html", results, observables=plugin.OBSERVABLES, content=content, plots=plots,
+                      plots_dir=tmp / "plots")
+
+
+def memorisation_content(memo: dict) -> dict:
+    """Summary line and table of extras["memorisation"] (nearest_neighbour_summary plus the plug-in's
+    metric, unit and queries)."""
+    if not memo["checked"]:
+        return {"summary": [("Memorisation", f"not checked: {memo['reason']}")], "tables": []}
+    unit = f" {memo['unit']}" if memo["unit"] else ""
+    ref, gen = memo["reference"], memo["generated"]
+    summary = [("Memorisation", f"{'SUSPECTED' if memo['suspected'] else 'not seen'}: nearest training sample at "
+                                f"median {gen['median']:.3g}{unit} (generated) vs {ref['median']:.3g}{unit} "
+                                f"(reference, independent of the training); copies {gen['fraction_copies']:.1%} "
+                                f"vs {ref['fraction_copies']:.1%}")]
+    rows = [[who, str(entry["n"]), f"{entry['median']:.3g}", f"{entry['q16']:.3g} – {entry['q84']:.3g}",
+             f"{entry['copies']} ({entry['fraction_copies']:.1%})"] for who, entry in (("reference", ref),
+                                                                                      ("generated", gen))]
+    note = (f"{memo['metric']}; {memo['queries']}. Copies: distance ≤ {memo['copy_distance']:.3g}{unit}. "
+            f"p(more copies among the generated) = {memo['p_copies']:.2g} (Fisher), p(generated closer) = "
+            f"{memo['p_closer']:.2g} (Mann-Whitney); memorisation is suspected below {memo['level']:g}.")
+    return {"summary": summary, "tables": [{"title": "Memorisation: distance to the nearest training sample",
+                                            "headers": ["sample", "queries", f"median{unit}", "16–84 %", "copies"],
+                                            "rows": rows, "note": note}]}
+
+
+def memorisation_plot(memo: dict, plots_dir, pdf: bool) -> tuple[str, str]:
+    """Histograms of the distance to the nearest training sample, reference and generated."""
+    from physgan.validation import report
+
+    ref, gen = np.array(memo["reference"]["nearest"]), np.array(memo["generated"]["nearest"])
+    with report.style():
+        fig, (ax, rax) = report.ratio_figure()
+        report.histogram_panel(ax, rax, ref, gen, histogram_edges(ref, gen, bins=20))
+        unit = f" [{memo['unit']}]" if memo["unit"] else ""
+        report.finish(ax, rax, ylabel="probability density", xlabel=f"distance to the nearest training sample{unit}",
+                      rlabel="memorisation")
+        return ("Distance to the nearest training sample (a copy sits at 0)",
+                report.save(fig, plots_dir, "memorisation_nearest_neighbour", pdf))
 
 
 def _file_entry(samples: Samples) -> dict:

@@ -112,7 +112,7 @@ def test_two_processes_take_the_same_step_as_one(small_ising_file, tmp_path, mon
 
 def test_sampler_writes_the_monte_carlo_format(small_ising_file, tmp_path):
     train(small_ising_file, tmp_path / "s", tiny_config(steps=2), quiet=True)
-    sample_to_file(tmp_path / "s/checkpoints/best.pt", tmp_path / "gen.h5", {"T": "1.8,2.5"}, 30, batch_size=16,
+    sample_to_file(tmp_path / "s/checkpoints/best.pt", tmp_path / "gen.h5", {"T": "1.8,2.5", "n": 30}, batch_size=16,
                    device="cpu", quiet=True)
     generated = open_samples(tmp_path / "gen.h5")
     assert (generated.system, generated.source, generated.n) == ("ising", "gan", 60)

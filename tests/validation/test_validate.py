@@ -136,6 +136,17 @@ def test_temperature_labels_shifted_by_a_tenth_fail(files, tmp_path):
     assert "e" in failing_observables(metrics)
 
 
+def test_a_generator_that_returns_its_training_lattices_is_flagged(files, independent, tmp_path):
+    """Memorisation is checked only with a training sample; copies of it sit at Hamming distance 0."""
+    assert independent[0]["ising"]["memorisation"]["checked"] is False and independent[0]["training"] is None
+    metrics = validate(files["independent"], files["reference"], tmp_path / "out", training=files["reference"],
+                       quiet=True, classifier=False)
+    memo = metrics["ising"]["memorisation"]
+    assert memo["checked"] and memo["suspected"]
+    assert memo["generated"]["fraction_copies"] == 1.0 and memo["reference"]["fraction_copies"] < 0.2
+    assert metrics["training"]["n"] == 3000
+
+
 def test_results_reproduce_and_do_not_depend_on_the_other_steps(files, independent, tmp_path):
     """Every comparison has its own seeded generator: without the classifier, the numbers are unchanged."""
     again = validate(files["reference"], files["independent"], tmp_path / "out", quiet=True, classifier=False)

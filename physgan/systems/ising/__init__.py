@@ -2,13 +2,13 @@
 from physgan.systems.ising.formats import read_foreign
 from physgan.systems.ising.mc import IsingMCConfig as SimulationConfig
 from physgan.systems.ising.mc import write_file as simulate_to_file
-from physgan.systems.ising.observables import fidelity_report, observables_report
+from physgan.systems.ising.observables import FidelityConfig, fidelity_report, observables_report
 
 NAME = "ising"
 CONDITIONS = ("T",)
 DATA_FIELDS = ("spins",)
 
-__all__ = ["NAME", "CONDITIONS", "DATA_FIELDS", "SimulationConfig", "fidelity_report", "observables_report",
+__all__ = ["NAME", "CONDITIONS", "DATA_FIELDS", "FidelityConfig", "SimulationConfig", "fidelity_report", "observables_report",
            "read_foreign", "simulate_to_file"]
 
 

@@ -184,14 +184,20 @@ def to_arrays(x: torch.Tensor, cond: torch.Tensor) -> dict[str, np.ndarray]:
     return {"spins": spins.cpu().numpy(), "T": cond[:, 0].cpu().numpy().astype(np.float32)}
 
 
-def parse_conditions(options: dict) -> np.ndarray:
-    """Distinct raw conditions (k, 1) from sampling options: {"T": "1.8,2.269,3.0"} or a list of floats."""
+def condition_groups(cond: torch.Tensor) -> torch.Tensor:
+    """Group number (N,) of raw conditions (N, 1): one group per temperature."""
+    return torch.unique(cond, dim=0, return_inverse=True)[1].reshape(-1)
+
+
+def parse_conditions(options: dict) -> tuple[np.ndarray, int]:
+    """Distinct raw conditions (k, 1) and samples per condition from sampling options:
+    {"T": "1.8,2.269,3.0" (or start:stop:count, or a list), "n": configurations per temperature}."""
     from physgan.config import parse_temperatures
     from physgan.errors import UserError
 
     if options.get("T") is None:
         raise UserError("say at which temperatures to sample: --T 1.8,2.269,3.0 (or start:stop:count)")
-    return np.array(parse_temperatures(options["T"]), dtype=np.float32)[:, None]
+    return np.array(parse_temperatures(options["T"]), dtype=np.float32)[:, None], int(options.get("n", 1000))
 
 
 def test_conditions(samples) -> np.ndarray:

@@ -7,6 +7,8 @@ U4 = 1 - <m^4> / (3 <m^2>^2) (Binder, Z. Phys. B 43, 119 (1981)).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from physgan.stats import jackknife, mean_and_error
@@ -158,6 +160,17 @@ def observables_report(samples) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class FidelityConfig:
+    """Per-temperature acceptance of a run's generated means against its test Monte Carlo (see README)."""
+
+    relative: dict = field(default_factory=dict)
+    """observable -> relative tolerance of the mean (or within 3 combined standard errors); a key
+    "name@lo:hi" sets the tolerance for lo <= T <= hi"""
+    fraction_positive: list[float] = field(default_factory=lambda: [0.4, 0.6])
+    """allowed range of the fraction of samples with m > 0 below T_c"""
+
+
 def _tolerance(relative: dict, name: str, T: float) -> float | None:
     """Relative tolerance for observable `name` at T: a key "name@lo:hi" overrides "name" within [lo, hi]."""
     for key, value in relative.items():
@@ -169,12 +182,13 @@ def _tolerance(relative: dict, name: str, T: float) -> float | None:
     return relative.get(name)
 
 
-def fidelity_report(reference, generated, fidelity) -> tuple[str, dict]:
+def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dict | None = None) -> tuple[str, dict]:
     """Generated vs reference Monte Carlo per temperature: <e>, <|m|>, fraction of m > 0, and pass/fail.
 
     A mean passes when it is within its relative tolerance of the reference, or within 3 combined
     standard errors where statistics are the limit; below T_c the fraction of m > 0 must lie in
-    fidelity.fraction_positive (a generator collapsed onto one sign fails).
+    fidelity.fraction_positive (a generator collapsed onto one sign fails). `metrics` (physgan validate's)
+    is not needed here.
     """
     from physgan.errors import UserError
     from physgan.systems.ising.exact import critical_temperature

@@ -22,10 +22,17 @@ system-specific. The interface, which a jets plug-in implements with the same na
         in that order (compact dtype; the engine converts to float32).
     make_classifier(shape, n_cond) -> torch.nn.Module
         forward(x (B, *shape) float32, cond (B, n_cond) float32 standardised) -> logits (B,).
-    extras(reference, generated) -> dict
+    extras(reference, generated, seed) -> dict
         system-specific results for metrics.json (JSON-able). reference and generated are
         validate.Measured: samples, conditions, rows (the distinct conditions, shared), index, groups
-        (sample indices per row), features, values(name, row).
+        (sample indices per row), features, values(name, row). Random choices draw from numpy generators
+        seeded with [seed, ...] (the engine's own use [seed, 0] and [seed, 1, ...]).
+    memorisation(training, reference, generated, seed) -> dict
+        called only when a training sample is given (training: io.Samples, checked with check_compatible):
+        distances from samples of both files to their nearest training sample, summarised by
+        validate.nearest_neighbour_summary (plus what the metric is). The engine stores the result, or
+        {"checked": False, "reason": ...} without a training sample, as extras["memorisation"], and
+        reports it itself (table and histogram); the plug-in adds "metric", "unit" and "queries" (text).
     report_content(extras) -> {"summary": [(name, text)], "tables": [{"title", "headers", "rows", "note"}]}
         plain strings for the HTML report (which escapes them).
     plots(reference, generated, extras, plots_dir, pdf) -> list[(title, filename)]
@@ -48,6 +55,11 @@ correlation length here is the second-moment one (Cooper, Freedman & Preston, Nu
 (1982)), which needs no fit: xi = sqrt(S(0)/S(k_min) - 1) / (2 sin(k_min/2)), k_min = 2 pi/L,
 S(k) = <|sum_x s_x e^{ik.x}|^2>/N. Two independent Monte Carlo samples of equal size give D of order
 sqrt 2 (both fluctuate, only sigma_MC divides); the thesis' best GAN reached D = 32.6 +- 18.3 at L = 64.
+
+Memorisation: the Hamming distance, up to a global spin flip, from each of MEMORISATION_QUERIES lattices of
+both files (evenly strided) to the nearest training lattice of any temperature, as a fraction of the sites;
+a copy has distance 0. Far below T_c honest lattices are often exact copies too (a ground state is a
+ground state), which the reference's distances show.
 """
 from __future__ import annotations
 
@@ -59,7 +71,8 @@ from physgan.errors import UserError
 from physgan.io import DEFAULT_CHUNK
 from physgan.stats import jackknife
 from physgan.systems.ising.observables import energy_per_site, exact_values, magnetization, per_temperature
-from physgan.validation.validate import Observable, shortest_float
+from physgan.validation.validate import (Observable, RowPicker, nearest_neighbour_summary, shortest_float,
+                                        strided)
 
 OBSERVABLES = {
     "e": Observable("e", "$e = E/N$", "J", "energy per site"),
@@ -69,6 +82,7 @@ OBSERVABLES = {
 }
 CONDITION_NAMES = ("T",)
 CORRELATION_SAMPLES = 50_000  # G(r) from at most this many configurations per file, evenly strided
+MEMORISATION_QUERIES = 200  # lattices per file whose nearest training lattice is searched, evenly strided
 FUERRUTTER = ("abs_m", "e", "chi_prime", "xi", "U4", "kappa_3")  # the observables of his distance D
 FUERRUTTER_BEST_GAN = "32.6 ± 18.3 (Fuerrutter's best conditional GAN, L = 64; DCGAN 95.4)"
 THERMO_LABELS = {"e": "<e>", "C": "C", "abs_m": "<|m|>", "chi_prime": "χ'", "U4": "U4", "kappa_3": "κ3",
@@ -144,29 +158,29 @@ def _features(spins: np.ndarray) -> dict[str, np.ndarray]:
 def per_sample(samples, keep: np.ndarray | None = None, chunk_size: int = DEFAULT_CHUNK):
     """Stream the file once: per-sample features and the lattices at the indices `keep`.
 
-    Returns (features, kept): features e, abs_m, m, m2, S_kmin (n,) float64, and G (n_G, L//2 + 1) float32
+    Returns (features, kept): features e, abs_m, m, m2, S_kmin (n,) float64, G (n_G, L//2 + 1) float32
     with G_index (n_G,), the correlation function of every k-th configuration (at most CORRELATION_SAMPLES:
-    the FFT would otherwise cost more than everything else); kept (len(keep), 1, L, L) int8.
+    the FFT would otherwise cost more than everything else), and memorisation_spins (at most
+    MEMORISATION_QUERIES, L, L) int8, evenly strided lattices; kept (len(keep), 1, L, L) int8.
     """
     L = lattice_size(samples)
     stride = max(1, math.ceil(samples.n / CORRELATION_SAMPLES))
-    keep = np.asarray([] if keep is None else keep, dtype=np.int64)
-    order = np.argsort(keep)
-    sorted_keep = keep[order]
-    kept = np.empty((len(keep), 1, L, L), dtype=np.int8)
+    kept = RowPicker(keep, (1, L, L), np.int8)
+    queries = RowPicker(strided(samples.n, MEMORISATION_QUERIES), (L, L), np.int8)
     parts, start = [], 0
     for chunk in samples.iter_chunks(chunk_size, names=("spins",)):
         spins = chunk["spins"]
         if np.any(np.abs(spins) != 1):  # int8 or float: either way a spin must be -1 or +1
             raise UserError(f"{samples.path}: spins must be -1 or +1 (found {np.unique(spins)[:5]} ...); "
                             "binarise a generator's output before writing it")
-        strided = np.arange(-start % stride, len(spins), stride)
-        parts.append({**_features(spins), "G": correlation_function_fft(spins[strided]), "G_index": start + strided})
-        lo, hi = np.searchsorted(sorted_keep, [start, start + len(spins)])
-        kept[order[lo:hi], 0] = spins[sorted_keep[lo:hi] - start]
+        g_rows = np.arange(-start % stride, len(spins), stride)
+        parts.append({**_features(spins), "G": correlation_function_fft(spins[g_rows]), "G_index": start + g_rows})
+        kept.add(start, spins[:, None])
+        queries.add(start, spins)
         start += len(spins)
     features = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-    return features, kept
+    features["memorisation_spins"] = queries.rows
+    return features, kept.rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,7 +309,8 @@ def correlation_table(measured) -> list[dict]:
     return out
 
 
-def extras(reference, generated) -> dict:
+def extras(reference, generated, seed: int = 0) -> dict:
+    """Thermodynamics, exact values, Fuerrutter's distance, G(r) (no random choices: `seed` is unused)."""
     L = lattice_size(reference.samples)
     ref_rows, gen_rows = thermodynamics(reference, L), thermodynamics(generated, L)
     ref_g, gen_g = correlation_table(reference), correlation_table(generated)
@@ -311,6 +326,24 @@ def extras(reference, generated) -> dict:
                                   "gen": gg["G"], "gen_err": gg["G_err"]}
                                  for r, rg, gg in zip(ref_rows, ref_g, gen_g)],
     }
+
+
+def memorisation(training, reference, generated, seed: int = 0) -> dict:
+    """Nearest training lattice (Hamming distance up to a global flip, fraction of sites) of the strided
+    lattices of both files; validate.nearest_neighbour_summary of the two. No random choices."""
+    queries = [m.features["memorisation_spins"].reshape(len(m.features["memorisation_spins"]), -1)
+               for m in (reference, generated)]
+    stacked = np.concatenate(queries).astype(np.float32)
+    sites = stacked.shape[1]
+    largest_overlap = np.zeros(len(stacked), np.float32)
+    for chunk in training.iter_chunks(DEFAULT_CHUNK, names=("spins",)):
+        lattices = chunk["spins"].reshape(len(chunk["spins"]), -1).astype(np.float32)
+        # differing sites = (N - s.t) / 2, and (N + s.t) / 2 after a global flip of t: take the larger |s.t|
+        largest_overlap = np.maximum(largest_overlap, np.abs(stacked @ lattices.T).max(axis=1))
+    nearest = (sites - largest_overlap) / (2 * sites)
+    result = nearest_neighbour_summary(nearest[:len(queries[0])], nearest[len(queries[0]):], copy_distance=0.0)
+    return {**result, "metric": "Hamming distance up to a global spin flip, as a fraction of the sites",
+            "unit": "", "queries": "evenly strided lattices of each file; nearest over every training lattice (any T)"}
 
 
 # ---------------------------------------------------------------------------------------------

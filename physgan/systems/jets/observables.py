@@ -78,7 +78,7 @@ def image_particles(images: np.ndarray) -> Particles:
 
 
 def image_observables(images: np.ndarray) -> dict[str, np.ndarray]:
-    """pt, mass, tau_21, tau_32, delta_R, n_pixels (n,) of images (n, P, P), pixels as particles.
+    """pt, mass, tau_1..3, tau_21, tau_32, delta_R, n_pixels (n,) of images (n, P, P), pixels as particles.
 
     delta_R comes from the trimmed kT subjets of the pixels, tau_N from the pixels as they are (the image
     is already of the trimmed jet).
@@ -88,9 +88,18 @@ def image_observables(images: np.ndarray) -> dict[str, np.ndarray]:
     from physgan.systems.jets.reconstruction import subjet_delta_r
 
     pixels = image_particles(images)
-    tau_21, tau_32 = ratios(nsubjettiness(pixels))
-    return {"pt": image_pt(images), "mass": image_mass(images), "tau_21": tau_21, "tau_32": tau_32,
-            "delta_R": subjet_delta_r(trim(pixels)), "n_pixels": nonempty_pixels(images)}
+    taus = nsubjettiness(pixels)
+    tau_21, tau_32 = ratios(taus)
+    return {"pt": image_pt(images), "mass": image_mass(images), "tau_1": taus[:, 0], "tau_2": taus[:, 1],
+            "tau_3": taus[:, 2], "tau_21": tau_21, "tau_32": tau_32, "delta_R": subjet_delta_r(trim(pixels)),
+            "n_pixels": nonempty_pixels(images)}
+
+
+def image_fields(images: np.ndarray) -> dict[str, np.ndarray]:
+    """The per-jet sample-file fields measurable on images alone (float32): jet_mass, jet_delta_R, tau_N."""
+    measured = image_observables(images)
+    names = {"jet_mass": "mass", "jet_delta_R": "delta_R", **{k: k for k in ("tau_1", "tau_2", "tau_3", "tau_21", "tau_32")}}
+    return {field: measured[key].astype(np.float32) for field, key in names.items()}
 
 
 def constituent_observables(particles: Particles) -> dict[str, np.ndarray]:
@@ -98,8 +107,9 @@ def constituent_observables(particles: Particles) -> dict[str, np.ndarray]:
     from physgan.systems.jets.reconstruction import describe_jets
 
     fields = describe_jets(particles)
-    return {"pt": fields["jet_pt"], "mass": fields["jet_mass"], "tau_21": fields["tau_21"],
-            "tau_32": fields["tau_32"], "delta_R": fields["jet_delta_R"], "n_pixels": nonempty_pixels(fields["image"])}
+    return {"pt": fields["jet_pt"], "mass": fields["jet_mass"],
+            **{k: fields[k] for k in ("tau_1", "tau_2", "tau_3", "tau_21", "tau_32")},
+            "delta_R": fields["jet_delta_R"], "n_pixels": nonempty_pixels(fields["image"])}
 
 
 REPORT_FIELDS = ("signal", "image", "jet_pt", "jet_mass", "tau_21", "tau_32", "jet_delta_R")

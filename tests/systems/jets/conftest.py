@@ -17,6 +17,14 @@ def jets_mc(tmp_path_factory):
     return h5, root
 
 
+@pytest.fixture(scope="session")
+def jets_mc_validation(tmp_path_factory):
+    """HDF5 path of 200 W' and 200 QCD jets (seed 21), for the validation tests (~30 s of Pythia, once)."""
+    path = tmp_path_factory.mktemp("jets_validation") / "jets.h5"
+    write_file(path, JetsMCConfig(n_per_class=200, seed=21), quiet=True)
+    return path
+
+
 def prongs(centres, n_per_prong=20, width=0.02, pt=100.0, seed=0) -> Particles:
     """One jet: n_per_prong particles around each (eta, phi, pT fraction) centre, Gaussian width in both."""
     rng = np.random.default_rng(seed)

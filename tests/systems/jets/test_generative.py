@@ -1,0 +1,104 @@
+"""The jets adapter of the GAN engine: networks, intensity transform, features, conditioning, sampler formats."""
+import numpy as np
+import pytest
+import torch
+
+from physgan.cli import main
+from physgan.errors import UserError
+from physgan.gan.sample import sample_to_file
+from physgan.gan.train import TrainConfig, prepare_data, train
+from physgan.io import open_samples
+from physgan.systems import get_system
+from physgan.systems.jets import generative
+from physgan.systems.jets.observables import image_mass, image_pt
+
+TINY_NET = {"channels": 64, "blocks": 1, "critic_channels": 64, "z_dim": 8, "embed_dim": 8}
+
+
+def test_networks_give_non_negative_sparse_images_of_the_right_shape():
+    G, D = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET))
+    cond = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [1.0, 0.0]])
+    t = G(G.latent(3, torch.Generator().manual_seed(0)), cond)
+    assert t.shape == (3, 1, 25, 25) and bool((t >= 0).all())
+    assert 0 < float((t == 0).float().mean()) < 1  # ReLU: exact zeros, as in the data
+    assert D(t, cond).shape == (3,)
+    images = generative.to_intensity(t)
+    assert bool((images >= 0).all())
+    torch.testing.assert_close(generative.to_float(images), t, rtol=1e-5, atol=1e-5)
+    with pytest.raises(UserError, match="25 x 25"):
+        generative.make_networks((1, 32, 32), 2, generative.NetworkConfig())
+
+
+def test_differentiable_features_equal_the_image_observables(jets_mc):
+    data = open_samples(jets_mc[0]).read_chunk(0, 50, ("image",))["image"]
+    features = generative.physics_features(generative.to_float(torch.from_numpy(data)[:, None])).double().numpy()
+    np.testing.assert_allclose(features[:, 0], image_mass(data), rtol=1e-3, atol=0.05)
+    np.testing.assert_allclose(features[:, 1], image_pt(data), rtol=1e-4)
+    assert np.all((features[:, 2] > 0) & (features[:, 2] < 1.25 * np.sqrt(2)))
+
+
+def test_condition_groups_are_class_and_ten_gev_bins():
+    cond = torch.tensor([[1, 251.0], [1, 259.9], [1, 260.1], [0, 251.0], [0, 299.0]])
+    groups = generative.condition_groups(cond)
+    assert groups[0] == groups[1] and len(set(groups.tolist())) == 4
+
+
+def tiny_jets_config(**changes):
+    settings = dict(steps=120, batch_size=32, group_size=8, n_critic=1, lr_generator=2e-3, lr_critic=2e-3,
+                    feature_matching=5.0, ema=0.0, log_every=20, monitor_every=60, monitor_samples=32,
+                    checkpoint_every=60, device="cpu", network=TINY_NET)
+    return TrainConfig(**{**settings, **changes})
+
+
+@pytest.fixture(scope="module")
+def trained(jets_mc, tmp_path_factory):
+    run = tmp_path_factory.mktemp("jets_gan")
+    torch.manual_seed(0)
+    train(jets_mc[0], run, tiny_jets_config(), quiet=True)
+    return run / "checkpoints/best.pt"
+
+
+def test_a_trained_tiny_model_changes_the_mass_with_the_class(trained, tmp_path):
+    sample_to_file(trained, tmp_path / "gen.h5", {"class": "wprime,qcd", "pt": "250:300", "n": 200}, device="cpu",
+                   quiet=True)
+    generated = open_samples(tmp_path / "gen.h5")
+    images, signal = generated.read("image"), generated.read("signal")
+    mass = image_mass(images)
+    wprime, qcd = np.median(mass[signal == 1]), np.median(mass[signal == 0])
+    # Monte Carlo: W' ~ 78 GeV, QCD ~ 32 GeV (PHYSICS.md); the condition must move the mass the same way
+    assert wprime - qcd > 20, (wprime, qcd)
+
+
+def test_sampler_writes_hdf5_and_root_with_the_image_observables(trained, tmp_path):
+    h5, root = tmp_path / "gen.h5", tmp_path / "gen.root"
+    assert main(["sample", "--checkpoint", str(trained), "--class", "qcd", "--pt", "260:280", "--n", "40",
+                 "--out", str(h5), "--root", str(root), "--quiet"]) == 0
+    generated = open_samples(h5)
+    assert (generated.system, generated.source, generated.n) == ("jets", "gan", 40)
+    assert set(get_system("jets").DATA_FIELDS) <= set(generated.fields)
+    data = generated.read_chunk(0, 40, tuple(generated.fields))
+    np.testing.assert_array_equal(data["signal"], np.zeros(40, np.int8))
+    np.testing.assert_allclose(data["jet_pt"], 260 + (np.arange(40) + 0.5) * 0.5, rtol=1e-6)  # the request
+    np.testing.assert_allclose(data["jet_mass"], image_mass(data["image"]), rtol=1e-5)
+    assert np.all(np.isnan(data["jet_eta"])) and np.all(data["image"] >= 0)
+    from_root = open_samples(root)
+    assert (from_root.format, from_root.source, from_root.n) == ("physgan-root", "gan", 40)
+    for name in ("image", "jet_mass", "tau_21", "jet_pt"):
+        np.testing.assert_array_equal(from_root.read(name), data[name])
+
+
+def test_bad_sampling_requests_are_one_line_errors(trained, tmp_path, capsys):
+    cases = [["--class", "top", "--pt", "250:300"], ["--class", "qcd", "--pt", "300:250"], ["--T", "2.0"]]
+    for extra in cases:
+        assert main(["sample", "--checkpoint", str(trained), *extra, "--out", str(tmp_path / "x.h5")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("physgan: error:") and err.count("\n") == 1
+        assert not (tmp_path / "x.h5").exists()
+
+
+def test_prepare_data_groups_and_targets(jets_mc):
+    data = prepare_data(get_system("jets"), open_samples(jets_mc[0]))
+    assert sum(len(g) for g in data.groups) == len(data.x)
+    signal = data.group_cond[:, 0]
+    # per-group feature targets: W' groups are heavier than QCD groups
+    assert data.target_mean[signal == 1, 0].mean() > data.target_mean[signal == 0, 0].mean() + 20
