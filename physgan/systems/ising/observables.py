@@ -169,6 +169,31 @@ class FidelityConfig:
     "name@lo:hi" sets the tolerance for lo <= T <= hi"""
     fraction_positive: list[float] = field(default_factory=lambda: [0.4, 0.6])
     """allowed range of the fraction of samples with m > 0 below T_c"""
+    peak_tolerance: float | None = None
+    """largest allowed |T_peak(generated) - T_peak(Monte Carlo)| of C and chi' (none: reported, not checked)"""
+
+
+PEAKS = {"C": "C", "chi_prime": "χ'"}  # quantities whose peak temperature the fidelity report compares
+
+
+def peak_temperature(T: np.ndarray, values: np.ndarray) -> float:
+    """Where `values` (sampled at increasing T) peaks: the vertex of the parabola through the largest
+    value and its two neighbours (uneven spacing allowed); the end point when the largest value is one."""
+    i = int(np.argmax(values))
+    if i == 0 or i == len(T) - 1:
+        return float(T[i])
+    a, b, _ = np.polyfit(T[i - 1:i + 2], values[i - 1:i + 2], 2)
+    return float(-b / (2 * a)) if a < 0 else float(T[i])
+
+
+def peak_checks(ref: dict, gen: dict, tolerance: float | None) -> list[dict]:
+    """Peak temperatures of C and chi' in the reference and generated tables, and whether they agree."""
+    rows = []
+    for name in PEAKS:
+        t_ref, t_gen = peak_temperature(ref["T"], ref[name]), peak_temperature(gen["T"], gen[name])
+        rows.append({"quantity": name, "T_peak_ref": t_ref, "T_peak_gen": t_gen,
+                     "pass": tolerance is None or abs(t_gen - t_ref) <= tolerance})
+    return rows
 
 
 def _tolerance(relative: dict, name: str, T: float) -> float | None:
@@ -187,8 +212,9 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
 
     A mean passes when it is within its relative tolerance of the reference, or within 3 combined
     standard errors where statistics are the limit; below T_c the fraction of m > 0 must lie in
-    fidelity.fraction_positive (a generator collapsed onto one sign fails). `metrics` (physgan validate's)
-    is not needed here.
+    fidelity.fraction_positive (a generator collapsed onto one sign fails); the peak temperatures of C and
+    chi' (parabola through the largest value and its neighbours) must agree within fidelity.peak_tolerance.
+    `metrics` (physgan validate's) is not needed here.
     """
     from physgan.errors import UserError
     from physgan.systems.ising.exact import critical_temperature
@@ -222,11 +248,16 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
                      with_error(gen["abs_m"][i], gen["abs_m_err"][i]) + mark("abs_m"),
                      f"{100 * (gen['abs_m'][i] / ref['abs_m'][i] - 1):+.2f}%",
                      f"{gen['frac_m_pos'][i]:.3f}" + mark("frac_m_pos")])
-    passed = all(r["pass"] for r in results)
+    peaks = peak_checks(ref, gen, fidelity.peak_tolerance)
+    passed = all(r["pass"] for r in results + peaks)
+    tolerance = "not checked" if fidelity.peak_tolerance is None else f"tolerance {fidelity.peak_tolerance:g}"
     text = "\n".join([
         f"generated ({generated.path}, n = {generated.n}) vs Monte Carlo ({reference.path}, n = {reference.n}), L = {L}",
         format_table(["T", "exact e", "MC <e>", "GAN <e>", "diff", "MC <|m|>", "GAN <|m|>", "diff", "GAN m>0"], rows),
         f"tolerances: {fidelity.relative} relative or 3 combined standard errors; "
         f"fraction m > 0 in {fidelity.fraction_positive} below T_c",
-        f"fidelity: {'PASS' if passed else 'FAIL'} ({sum(r['pass'] for r in results)} of {len(results)} temperatures)"])
-    return text, {"pass": passed, "per_condition": results}
+        *(f"peak temperature of {PEAKS[p['quantity']]}: MC {p['T_peak_ref']:.4f}, GAN {p['T_peak_gen']:.4f} "
+          f"({tolerance}){'' if p['pass'] else ' FAIL'}" for p in peaks),
+        f"fidelity: {'PASS' if passed else 'FAIL'} ({sum(r['pass'] for r in results)} of {len(results)} temperatures"
+        f"{'' if all(p['pass'] for p in peaks) else '; peak temperatures differ'})"])
+    return text, {"pass": passed, "per_condition": results, "peaks": peaks}

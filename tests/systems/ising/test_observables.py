@@ -57,3 +57,26 @@ def test_exact_values_use_kaufman_beyond_enumeration():
     assert set(values) == {"e", "C"}
     assert values["e"][0] == pytest.approx(-1.7455571250, abs=1e-9)
     assert values["C"][0] == pytest.approx(exact.specific_heat_per_site(2.0, 20))
+
+
+def test_peak_temperature_is_the_vertex_of_the_parabola_through_the_top_three():
+    from physgan.systems.ising.observables import peak_temperature
+
+    T = np.array([1.9, 2.1, 2.2, 2.35, 2.6, 3.0])
+    assert peak_temperature(T, -(T - 2.28) ** 2) == pytest.approx(2.28, abs=1e-12)  # uneven spacing
+    assert peak_temperature(T, T) == 3.0  # monotonic: the end point
+    # Kaufman's C at L = 16 on a 0.05 grid: the parabola finds the exact peak of a dense scan within 0.01
+    grid = np.arange(2.0, 2.6, 0.05)
+    dense = np.linspace(2.0, 2.6, 6001)
+    exact_peak = dense[np.argmax(exact.specific_heat_per_site(dense, 16))]
+    assert abs(peak_temperature(grid, exact.specific_heat_per_site(grid, 16)) - exact_peak) < 0.01
+
+
+def test_fidelity_report_compares_peak_temperatures(small_ising_file):
+    from physgan.io import open_samples
+    from physgan.systems.ising.observables import FidelityConfig, fidelity_report
+
+    samples = open_samples(small_ising_file)
+    text, result = fidelity_report(samples, samples, FidelityConfig(relative={"e": 0.0}, peak_tolerance=0.0))
+    assert result["pass"] and {p["quantity"] for p in result["peaks"]} == {"C", "chi_prime"}
+    assert "peak temperature of C" in text
