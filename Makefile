@@ -16,13 +16,15 @@ $(STAMP): pyproject.toml setup.py constraints.txt physgan/systems/ising/_kernels
 	$(BIN)/pip install -q -c constraints.txt --no-build-isolation -e ".[jets,report,test]"
 	touch $(STAMP)
 
-# The quick Ising pipeline (Monte Carlo -> WGAN -> samples -> validation), the test Monte Carlo's
-# thermodynamics against the exact finite-L solution, and a small Pythia jet sample's W' and QCD summaries.
+# Both quick pipelines (Monte Carlo -> WGAN -> samples -> validation): Ising, with the test Monte Carlo's
+# thermodynamics against the exact finite-L solution, and jets, with the W' and QCD summaries of the test
+# Monte Carlo and of the generated jets.
 demo: install
 	$(BIN)/physgan run ising --preset quick --out runs/demo --force
 	$(BIN)/physgan observables runs/demo/data/test.h5
-	$(BIN)/physgan simulate jets --n-per-class 200 --seed 1 --workers 2 --out runs/demo/jets.h5 --force --quiet
-	$(BIN)/physgan observables runs/demo/jets.h5
+	$(BIN)/physgan run jets --preset quick --out runs/demo_jets --force
+	$(BIN)/physgan observables runs/demo_jets/data/test.h5
+	$(BIN)/physgan observables runs/demo_jets/samples/generated.h5
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -33,6 +35,7 @@ test-slow: install
 bench: install
 	$(BIN)/python scripts/bench_ising_mc.py
 	$(BIN)/python scripts/bench_sampling.py
+	$(BIN)/python scripts/bench_sampling.py --system jets
 	$(BIN)/python scripts/bench_validate.py
 	$(BIN)/python scripts/bench_jets_mc.py
 

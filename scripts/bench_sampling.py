@@ -1,12 +1,17 @@
-"""Generation speed of the Ising WGAN against the Monte Carlo it replaces.
+"""Generation speed of the WGANs against the Monte Carlo they replace.
 
-For L = 32 and 64 and batch sizes 256 ... 65536: generated configurations per second (CPU; CUDA when
-available), next to the Monte Carlo's independent (thinned) configurations per second at the same
+Ising: for L = 32 and 64 and batch sizes 256 ... 65536: generated configurations per second (CPU; CUDA
+when available), next to the Monte Carlo's independent (thinned) configurations per second at the same
 temperature (everything included: thermalisation, tau_int pilot, thinned sweeps), and the speed-up.
+Jets (--system jets): generated 25 x 25 images per second (in GeV, on the host) for the same batch sizes,
+and per second with the image observables filled in (what `physgan sample` writes: mass, tau_N, delta R
+through FastJet), next to physgan's Pythia 8 + FastJet Monte Carlo's ms per selected jet (measured here on
+--mc-jets jets per class, one process), and the speed-ups.
 The generator has the architecture of a preset (default: full) with untrained weights: its speed does not
 depend on the weights. Batches whose activations would exceed --max-memory-gb are skipped.
 
     python scripts/bench_sampling.py [--quick] [--preset full] [--T 2.269]
+    python scripts/bench_sampling.py --system jets [--quick] [--preset full] [--mc-jets 100]
 """
 import argparse
 import sys
@@ -56,6 +61,66 @@ def activation_gb(network, L: int, batch: int) -> float:
     return 4 * batch * max(network.channels, 1) * L * L * 4 / 1e9
 
 
+def jets_generator(preset: str, device: str):
+    from physgan.systems.jets import generative as jets
+
+    network = build(jets.NetworkConfig, preset_path_values("jets", preset)["train"].get("network", {}))
+    generator, _ = jets.make_networks((1, 25, 25), 2, network)
+    return generator.to(device).eval()
+
+
+@torch.no_grad()
+def jet_images_per_second(generator, batch: int, device: str, seconds: float, observables: bool = False) -> float:
+    """Images per second at alternating classes and pT 275 GeV; with `observables`, as `physgan sample`
+    writes them (image observables included)."""
+    from physgan.systems.jets import generative as jets
+
+    rng = torch.Generator().manual_seed(0)
+    cond = torch.stack([torch.arange(batch) % 2 * 2.0 - 1, torch.zeros(batch)], 1).to(device)
+    latent = generator.latent(batch, rng)
+
+    def once():
+        t = generator(latent, cond)
+        if observables:
+            return len(jets.to_arrays(t, cond)["image"])
+        return len(jets.to_intensity(t).cpu().numpy())
+
+    once()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or done == 0:
+        done += once()
+    return done / (time.perf_counter() - start)
+
+
+def jets_mc_ms_per_jet(n_per_class: int) -> float:
+    """Wall ms per selected jet of physgan's jet Monte Carlo (both classes, one process, HDF5 output)."""
+    import tempfile
+
+    from physgan.systems.jets.mc import JetsMCConfig, write_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        write_file(Path(tmp) / "jets.h5", JetsMCConfig(n_per_class=n_per_class, seed=3), quiet=True)
+        return 1000 * (time.perf_counter() - start) / (2 * n_per_class)
+
+
+def jets_main(args, devices, seconds) -> None:
+    from physgan.hardware import cpu_line
+
+    print(cpu_line())
+    mc_ms = jets_mc_ms_per_jet(args.mc_jets)
+    print(f"generator: jets preset {args.preset}; Monte Carlo: {mc_ms:.1f} ms per jet ({args.mc_jets} per class, "
+          "Pythia 8 + FastJet, 1 process)")
+    print("device | batch | images/s | speed-up vs MC | with observables/s | speed-up")
+    for device in devices:
+        generator = jets_generator(args.preset, device)
+        for batch in BATCHES:
+            rate = jet_images_per_second(generator, batch, device, seconds)
+            full = jet_images_per_second(generator, batch, device, seconds, observables=True) if batch <= 4096 else None
+            full_text = f"{full:.0f} | {full * mc_ms / 1000:.3g}x" if full else "- | -"
+            print(f"{device} | {batch} | {rate:.0f} | {rate * mc_ms / 1000:.3g}x | {full_text}", flush=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
@@ -63,9 +128,13 @@ def main(argv=None) -> None:
     parser.add_argument("--T", type=float, default=2.269185314213022, help="temperature of the comparison")
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
     parser.add_argument("--max-memory-gb", type=float, default=4.0)
+    parser.add_argument("--system", choices=["ising", "jets"], default="ising")
+    parser.add_argument("--mc-jets", type=int, default=100, help="jets: Monte Carlo jets per class timed")
     args = parser.parse_args(argv)
     seconds = 0.5 if args.quick else 2.0
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.system == "jets":
+        return jets_main(args, devices, seconds)
     print("\n".join(hardware()))
     print(f"generator: preset {args.preset}; Monte Carlo: physgan simulate at T = {args.T:.4f}")
     print("L | device | batch | generated/s | MC independent/s (algorithm, thin) | speed-up")
