@@ -16,3 +16,14 @@ def small_ising_file(tmp_path_factory):
 
 def random_spins(n, L, seed=0):
     return np.random.default_rng(seed).choice(np.array([-1, 1], np.int8), size=(n, L, L))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module: other jobs share the two cores, and intra-op threads then stall."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -29,13 +29,7 @@ MALICIOUS = "<script>alert(1)</script>"
 OBSERVABLES = ("e", "abs_m", "m", "m2")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Other jobs share the two cores: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def simulate(path, temps, seed):

@@ -23,13 +23,7 @@ from physgan.validation.validate import validate
 OBSERVABLES = ("mass", "pt", "tau_21", "tau_32", "delta_R", "n_pixels")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Other jobs share the two cores: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write(path, fields, source="gan"):
