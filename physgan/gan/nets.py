@@ -48,7 +48,9 @@ class FiLM(nn.Module):
         nn.init.zeros_(self.to_scale_shift.bias)
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        gamma, beta = self.to_scale_shift(embedding)[:, :, None, None].chunk(2, dim=1)
+        """x (B, C, ...) (feature maps or plain features), embedding (B, embed_dim)."""
+        scale_shift = self.to_scale_shift(embedding)
+        gamma, beta = scale_shift.view(scale_shift.shape + (1,) * (x.dim() - 2)).chunk(2, dim=1)
         return x * (1 + gamma) + beta
 
 

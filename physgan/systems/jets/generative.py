@@ -37,6 +37,7 @@ The choices, and why:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +47,9 @@ from torch import nn
 from physgan.gan.nets import ConditionEmbedding, FiLM, mlp
 from physgan.systems.jets.images import PIXELS, pixel_centres
 
+# matched per condition group and monitored during training
 FEATURE_NAMES = ("mass", "pt", "girth", "pixels", "pt_d", "mass_above_60", "mass_above_90")
-CRITIC_FEATURES = 5  # the critic's head sees the first five (the mass steps only shape the matching)  # matched per condition group and monitored during training
+CRITIC_FEATURES = 5  # the critic's head sees the first five (the mass steps only shape the matching)
 INTENSITY_SCALE = 0.1  # GeV
 T_SCALE = 8.0  # t = log1p(I / INTENSITY_SCALE) / T_SCALE: a 150 GeV core is t = 0.91, a 0.05 GeV pixel 0.05
 MAX_T = float(np.log1p(5000.0 / INTENSITY_SCALE)) / T_SCALE  # clamp before expm1: no pixel carries 5 TeV
@@ -73,14 +75,16 @@ class NetworkConfig:
     """condition embedding width"""
 
 
+@functools.lru_cache(maxsize=None)
 def _coordinates() -> torch.Tensor:
-    """(3, 25, 25): pixel centres x (eta'), y (phi') and r = sqrt(x^2 + y^2), in the image layout."""
+    """(3, 25, 25): pixel centres x (eta'), y (phi') and r = sqrt(x^2 + y^2), in the image layout.
+    Computed once (physics_features needs them at every step); callers must not modify it."""
     x, y = (torch.from_numpy(c.astype(np.float32)) for c in pixel_centres())
     return torch.stack([x, y, torch.hypot(x, y)])
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """Stored images (GeV) -> the network representation t = log1p(I / 1 GeV) / 5 (values of order one)."""
+    """Stored images (GeV) -> the network representation t = log1p(I / 0.1 GeV) / 8 (values of order one)."""
     return torch.log1p(x.float().clamp_min(0) / INTENSITY_SCALE) / T_SCALE
 
 
@@ -167,9 +171,9 @@ class Generator(nn.Module):
     def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
         e = self.embed(cond)
         h = self.inp(latent["z"].to(cond.device))
-        h = self.films[0](h[:, :, None, None], e)[:, :, 0, 0]
+        h = self.films[0](h, e)
         for layer, film in zip(self.layers, self.films[1:]):
-            h = h + film(layer(self.act(h))[:, :, None, None], e)[:, :, 0, 0]
+            h = h + film(layer(self.act(h)), e)
         u = nn.functional.pad(self.out(self.act(h)), (0, 1)) + BIAS_GAIN * (self.bias + self.condition_bias(e))
         gate, log_intensity = u[:, :PIXELS * PIXELS], u[:, PIXELS * PIXELS:-1]
         weights = hard_gate(gate) * torch.exp(T_SCALE * log_intensity.clamp(max=MAX_T))
