@@ -65,6 +65,11 @@ class TrainConfig:
     spread_matching: float = 0.0
     """weight of the term matching, per condition group, the spread (standard deviation) of the physics
     features as well as their mean (0: off); it acts against a generator that collapses onto typical samples"""
+    quantile_matching: float = 0.0
+    """weight of the term matching, per condition group, the sorted physics features of the generated
+    group to the expected sorted features of a training group of the same size (0: off): a
+    one-dimensional Wasserstein-2 distance per feature, which constrains the whole shape of each
+    feature's distribution (e.g. how bimodal m is near T_c), not only its mean and spread"""
     augment: bool = True
     """apply the system's exact symmetries to training batches"""
     log_every: int = 10
@@ -106,6 +111,7 @@ class TrainingData:
     group_cond: torch.Tensor  # (n_groups, n_cond) raw, the mean condition of each group (for logs)
     target_mean: torch.Tensor  # (n_groups, n_features) feature means per group
     target_std: torch.Tensor  # (n_groups, n_features) feature spreads per group
+    features: torch.Tensor  # (N, n_features) physics features of every training sample
     low: torch.Tensor  # per-condition-column minimum (normalisation)
     high: torch.Tensor
 
@@ -135,8 +141,21 @@ def prepare_data(system, samples) -> TrainingData:
     mean = torch.stack([features[g].mean(0) for g in groups])
     std = torch.stack([features[g].std(0) if len(g) > 1 else torch.ones(features.shape[1]) for g in groups])
     return TrainingData(x=x, cond=cond, groups=groups, group_cond=torch.stack([cond[g].mean(0) for g in groups]),
-                        target_mean=mean, target_std=std.clamp_min(1e-3), low=cond.min(0).values,
+                        target_mean=mean, target_std=std.clamp_min(1e-3), features=features, low=cond.min(0).values,
                         high=cond.max(0).values)
+
+
+def expected_sorted_features(data: TrainingData, group_size: int, draws: int = 512) -> torch.Tensor:
+    """(n_groups, group_size, n_features): the mean over random training groups (drawn as draw_batch
+    draws them, with replacement) of their sorted features, i.e. the expected order statistics that a
+    generated group of the same size is compared with. Using these rather than the population quantiles
+    removes the finite-group bias of comparing sorted samples."""
+    rng = torch.Generator().manual_seed(0)
+    targets = []
+    for g in data.groups:
+        index = g[torch.randint(len(g), (draws, group_size), generator=rng)]
+        targets.append(data.features[index].sort(1).values.mean(0))
+    return torch.stack(targets)
 
 
 def draw_batch(data: TrainingData, config: TrainConfig, generator: torch.Generator):
@@ -166,6 +185,8 @@ class Trainer:
         self.opt_G, self.opt_D = adam(self.G.parameters(), config.lr_generator), adam(self.D.parameters(), config.lr_critic)
         self.step, self.best_score, self.started = 0, math.inf, time.time()
         self.low, self.high = data.low.to(self.device), data.high.to(self.device)
+        if config.quantile_matching > 0:
+            self.target_sorted = expected_sorted_features(data, config.group_size)
 
     # ----- one training step -------------------------------------------------------------------------
     def _my_slice(self, *tensors):
@@ -238,6 +259,9 @@ class Trainer:
         loss = (((features.mean(1) - target) / scale) ** 2).mean()
         if cfg.spread_matching > 0 and cfg.group_size > 1:
             loss = loss + cfg.spread_matching * (((features.std(1) - scale) / scale) ** 2).mean()
+        if cfg.quantile_matching > 0:
+            target_sorted = self.target_sorted[groups].to(fake.device)
+            loss = loss + cfg.quantile_matching * (((features.sort(1).values - target_sorted) / scale[:, None]) ** 2).mean()
         return loss
 
     def _average_gradients(self, model: torch.nn.Module) -> None:

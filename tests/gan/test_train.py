@@ -11,7 +11,8 @@ import torch.multiprocessing as mp
 from physgan.cli import main
 from physgan.errors import UserError
 from physgan.gan.sample import sample_to_file
-from physgan.gan.train import TrainConfig, Trainer, load_checkpoint, prepare_data, train
+from physgan.gan.train import (TrainConfig, Trainer, expected_sorted_features, load_checkpoint, prepare_data,
+                               train)
 from physgan.io import open_samples
 from physgan.systems import get_system
 
@@ -199,3 +200,29 @@ def test_monitor_conditions_come_from_the_training_data(small_ising_file, tmp_pa
     trainer = Trainer(system, data, tiny_config(), tmp_path)
     report = trainer.monitor()
     assert len(report["conditions"]) == 2 and report["score"] > 0
+
+
+def test_expected_order_statistics_of_a_two_point_distribution(small_ising_file):
+    """Pairs drawn from {0, 1} with equal weights: E[min] = 1/4, E[max] = 3/4 (up to the draws' noise)."""
+    data = prepare_data(get_system("ising"), open_samples(small_ising_file))
+    n = len(data.features)
+    data.features = (torch.arange(n) % 2).float()[:, None].repeat(1, 2)
+    data.groups = [torch.arange(n)]
+    target = expected_sorted_features(data, group_size=2, draws=20000)
+    torch.testing.assert_close(target[0, :, 0], torch.tensor([0.25, 0.75]), atol=0.01, rtol=0)
+
+
+def test_quantile_matching_vanishes_only_for_the_right_shape(small_ising_file, tmp_path, monkeypatch):
+    """A group whose sorted features equal the expected order statistics costs nothing beyond the mean
+    term; the same mean with a different spread costs more."""
+    system = get_system("ising")
+    data = prepare_data(system, open_samples(small_ising_file))
+    trainer = Trainer(system, data, tiny_config(quantile_matching=1.0, feature_matching=1.0), tmp_path)
+    group = torch.tensor([0])
+    target = trainer.target_sorted[0]  # (group_size, features)
+    fake_features = {"right": target, "squeezed": target.mean(0) + 0.5 * (target - target.mean(0))}
+    costs = {}
+    for name, f in fake_features.items():
+        monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)  # what the loss sees
+        costs[name] = trainer._feature_matching(torch.zeros(len(f)), group).item()
+    assert costs["right"] < 1e-3 < costs["squeezed"]

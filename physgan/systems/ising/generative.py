@@ -54,6 +54,15 @@ class NetworkConfig:
     """emit +-1 spins in the forward pass (gradient through tanh)"""
     symmetrize: bool = True
     """apply a random global flip and lattice symmetry to every generated sample"""
+    generator: str = "dilated"
+    """"dilated": dilated convolutions at full resolution; "pyramid": coarse to fine, 2x2 up to L x L,
+    with fresh noise at every scale"""
+
+    def __post_init__(self):
+        from physgan.errors import UserError
+
+        if self.generator not in ("dilated", "pyramid"):
+            raise UserError(f"network.generator must be 'dilated' or 'pyramid', not {self.generator!r}")
 
 
 def lattice_energy(x: torch.Tensor) -> torch.Tensor:
@@ -137,6 +146,58 @@ class Generator(nn.Module):
         return x
 
 
+class PyramidGenerator(nn.Module):
+    """Coarse to fine: a 2 x 2 lattice of features from the global latent and noise, then repeatedly
+    doubled in size (nearest neighbour), each time adding fresh Gaussian noise at the new scale and
+    refining with a FiLM-conditioned periodic block.
+
+    Why: near T_c the spin correlations fall off as a power of the distance, so fluctuations matter at
+    every scale. Independent noise injected at every scale of the pyramid is the generator's analogue of
+    the block-spin picture; a single global vector plus site noise instead tends to give a uniform bias
+    and short-range noise (too-bimodal m just above T_c). Upsampling breaks translation invariance down to
+    shifts by 2^k, which the random symmetry element at the output restores exactly in distribution.
+    """
+
+    def __init__(self, L: int, n_cond: int, config: NetworkConfig):
+        super().__init__()
+        if L < 2 or L & (L - 1):
+            from physgan.errors import UserError
+            raise UserError(f"the pyramid generator needs L a power of two, not {L}")
+        self.L, self.config = L, config
+        c = config.channels
+        self.sizes = [2 ** k for k in range(1, L.bit_length())]  # 2, 4, ..., L
+        self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies)
+        self.from_z = nn.Linear(config.z_dim, c)
+        self.from_noise = nn.ModuleList(nn.Conv2d(config.noise_channels, c, 1) for _ in self.sizes)
+        self.blocks = nn.ModuleList(PeriodicResBlock(c, config.embed_dim) for _ in self.sizes)
+        # extra full-resolution blocks set the short-range order (the energy)
+        self.fine = nn.ModuleList(PeriodicResBlock(c, config.embed_dim) for _ in range(max(0, config.blocks - 1)))
+        self.out = nn.Conv2d(c, 1, 1)
+
+    def latent(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        noise = {f"field{n}": torch.randn(batch, cfg.noise_channels, n, n, generator=generator) for n in self.sizes}
+        return {"z": torch.randn(batch, cfg.z_dim, generator=generator), **noise,
+                "symmetry": symmetry_codes(batch, generator)}
+
+    def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
+        device = cond.device
+        embedding = self.embed(cond)
+        h = self.from_z(latent["z"].to(device))[:, :, None, None]
+        for n, from_noise, block in zip(self.sizes, self.from_noise, self.blocks):
+            if h.shape[-1] < n:
+                h = torch.nn.functional.interpolate(h, scale_factor=n // h.shape[-1], mode="nearest")
+            h = block(h + from_noise(latent[f"field{n}"].to(device)), embedding)
+        for block in self.fine:
+            h = block(h, embedding)
+        x = torch.tanh(self.out(h))
+        if self.config.straight_through:
+            x = straight_through_sign(x)
+        if self.config.symmetrize:
+            x = apply_symmetry(x, latent["symmetry"])
+        return x
+
+
 class Critic(nn.Module):
     """(lattices (B, 1, L, L), normalised condition (B, n_cond)) -> scores (B,)."""
 
@@ -161,7 +222,8 @@ class Critic(nn.Module):
 
 def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[Generator, Critic]:
     L = shape[-1]
-    return Generator(L, n_cond, config), Critic(L, n_cond, config)
+    generator = PyramidGenerator if config.generator == "pyramid" else Generator
+    return generator(L, n_cond, config), Critic(L, n_cond, config)
 
 
 def training_tensors(samples) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from physgan.errors import UserError
 from physgan.gan.train import normalise
 from physgan.systems.ising import generative
 from physgan.systems.ising.observables import energy_per_site, magnetization
@@ -38,11 +39,11 @@ def test_torch_features_agree_with_the_numpy_observables():
     np.testing.assert_allclose(features[:, 1], np.abs(magnetization(spins)), atol=1e-6)
 
 
-@pytest.mark.parametrize("frequencies", [0, 3])  # plain T, and T with Fourier features
-def test_generator_emits_spins_and_depends_on_temperature(frequencies):
+@pytest.mark.parametrize("frequencies, kind", [(0, "dilated"), (3, "dilated"), (0, "pyramid")])
+def test_generator_emits_spins_and_depends_on_temperature(frequencies, kind):
     torch.manual_seed(0)
     config = generative.NetworkConfig(channels=8, blocks=2, critic_channels=8, critic_blocks=1,
-                                      condition_frequencies=frequencies)
+                                      condition_frequencies=frequencies, generator=kind)
     G, D = generative.make_networks((1, 8, 8), 1, config)
     for p in G.parameters():  # FiLM starts as the identity; perturb so conditioning has an effect
         torch.nn.init.normal_(p, std=0.3)
@@ -59,3 +60,15 @@ def test_conditions_are_normalised_to_the_training_range():
     low, high = torch.tensor([1.5]), torch.tensor([3.5])
     torch.testing.assert_close(normalise(torch.tensor([[1.5], [2.5], [3.5]]), low, high),
                                torch.tensor([[-1.0], [0.0], [1.0]]))
+
+
+def test_pyramid_generator_draws_noise_at_every_scale_and_needs_a_power_of_two():
+    config = generative.NetworkConfig(channels=8, blocks=1, generator="pyramid")
+    G, _ = generative.make_networks((1, 16, 16), 1, config)
+    latent = G.latent(4, torch.Generator().manual_seed(0))
+    assert [latent[f"field{n}"].shape[-1] for n in (2, 4, 8, 16)] == [2, 4, 8, 16]
+    assert G(latent, torch.zeros(4, 1)).shape == (4, 1, 16, 16)
+    with pytest.raises(UserError, match="power of two"):
+        generative.make_networks((1, 12, 12), 1, config)
+    with pytest.raises(UserError, match="network.generator"):
+        generative.NetworkConfig(generator="unet")
