@@ -108,6 +108,16 @@ def straight_through_sign(x: torch.Tensor) -> torch.Tensor:
     return x + (hard - x).detach()
 
 
+def output_spins(logits: torch.Tensor, latent: dict[str, torch.Tensor], config: NetworkConfig) -> torch.Tensor:
+    """The generators' last step: tanh, straight-through +-1, then each sample's random symmetry element."""
+    x = torch.tanh(logits)
+    if config.straight_through:
+        x = straight_through_sign(x)
+    if config.symmetrize:
+        x = apply_symmetry(x, latent["symmetry"])
+    return x
+
+
 class Generator(nn.Module):
     """(latent, normalised condition (B, n_cond)) -> lattices (B, 1, L, L) in [-1, 1] (+-1 if straight_through)."""
 
@@ -138,12 +148,7 @@ class Generator(nn.Module):
         h = self.z_film(h, embedding)
         for block in self.blocks:
             h = block(h, embedding)
-        x = torch.tanh(self.out(h))
-        if self.config.straight_through:
-            x = straight_through_sign(x)
-        if self.config.symmetrize:
-            x = apply_symmetry(x, latent["symmetry"])
-        return x
+        return output_spins(self.out(h), latent, self.config)
 
 
 class PyramidGenerator(nn.Module):
@@ -190,12 +195,7 @@ class PyramidGenerator(nn.Module):
             h = block(h + from_noise(latent[f"field{n}"].to(device)), embedding)
         for block in self.fine:
             h = block(h, embedding)
-        x = torch.tanh(self.out(h))
-        if self.config.straight_through:
-            x = straight_through_sign(x)
-        if self.config.symmetrize:
-            x = apply_symmetry(x, latent["symmetry"])
-        return x
+        return output_spins(self.out(h), latent, self.config)
 
 
 class Critic(nn.Module):
