@@ -96,14 +96,20 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
         stages["sample"].n_per_condition, batch_size=stages["sample"].batch_size, device=stages["train"].device,
         seed=stages["sample"].seed, quiet=quiet))
     generated = open_samples(run_dir / "samples/generated.h5")
+    speed = {"monte_carlo": {"n": open_samples(run_dir / "data/train.h5").n + test.n,
+                             "seconds": timings["simulate train"] + timings["simulate test"]},
+             "generator": {"n": sampling["n"], "seconds": sampling["seconds"], "device": sampling["device"]}}
     metrics = stage("validate", lambda: validate(run_dir / "data/test.h5", run_dir / "samples/generated.h5",
-                                                 run_dir / "report", training=run_dir / "data/train.h5", quiet=quiet))
+                                                 run_dir / "report", training=run_dir / "data/train.h5",
+                                                 speed=speed, quiet=quiet))
     text, fidelity = stage("compare", lambda: system.fidelity_report(test, generated, stages["fidelity"], metrics))
     summary = {"timings_s": timings, "total_s": round(sum(timings.values()), 2),
-               "generated_per_second": sampling["per_second"], "fidelity": fidelity, "verdict": metrics["verdict"]}
+               "speed": metrics["speed"], "fidelity": fidelity, "verdict": metrics["verdict"]}
     (run_dir / "timings.json").write_text(json.dumps(summary, indent=1))
     say(text)
     say(verdict_line(metrics, run_dir / "report"))
+    say(f"speed: generator {metrics['speed']['generator']['per_second']:.4g} samples/s, Monte Carlo "
+        f"{metrics['speed']['monte_carlo']['per_second']:.4g} samples/s (speed-up {metrics['speed']['speed_up']:.3g}x)")
     say(f"run directory: {run_dir} (total {summary['total_s']:.0f} s)")
     return summary
 

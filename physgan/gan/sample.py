@@ -41,8 +41,8 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
 
     conditions: raw conditions (k, n_cond), each sampled n_per_condition times, or the system's sampling
     options (Ising {"T": "2.0,3.0", "n": 1000}; jets {"class": "wprime,qcd", "pt": "250:300", "n": 1000}),
-    which say both. Returns timing numbers (samples per second of the whole write; scripts/bench_sampling.py
-    times the generator alone).
+    which say both. Returns timing numbers (samples per second of the whole write, and the device;
+    scripts/bench_sampling.py times the generator alone).
     """
     from physgan.errors import UserError
     from physgan.io import SampleWriter, open_samples, provenance
@@ -76,7 +76,7 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
         except BaseException:
             Path(out).unlink(missing_ok=True)  # both outputs or neither
             raise
-    return {"n": len(cond), "seconds": seconds, "per_second": len(cond) / seconds}
+    return {"n": len(cond), "seconds": seconds, "per_second": len(cond) / seconds, "device": str(torch_device)}
 
 
 def _warn_outside_training_range(checkpoint: dict, conditions: np.ndarray) -> None:

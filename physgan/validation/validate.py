@@ -115,7 +115,8 @@ class Measured:
 
 def validate(reference, generated, out_dir, *, training=None, threshold: float = 2.0, pdf: bool = False,
              force: bool = False, quiet: bool = False, allow_pickle: bool = False, seed: int = 0,
-             classifier: bool = True, max_classifier_samples: int = 20000, device: str = "cpu") -> dict:
+             classifier: bool = True, max_classifier_samples: int = 20000, device: str = "cpu",
+             speed: dict | None = None) -> dict:
     """Compare `generated` with `reference` (sample files of one system); write the report into `out_dir`.
 
     Returns the metrics written to out_dir/metrics.json: DESIGN.md's schema, with these additions:
@@ -123,16 +124,18 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
     errors of W1, floor and ratio, the KS p-value, the worst per-condition ratio and where; each per-condition
     entry also label, ratio, ratio_err, ks, separation_power, n_ref, n_gen; classifier also n_test, jsd, n_per_class and
     per_condition AUCs (auc null when not run, with "skipped" saying why); top level: threshold, seed,
-    conditions (with labels and counts), floor_protocol, training (its file entry, or null), and the plug-in's
-    extras under the system's name, which include "memorisation": the plug-in's memorisation result when a
-    training sample is given, else {"checked": false, "reason": ...}.
+    conditions (with labels and counts), floor_protocol, training (its file entry, or null), speed (or
+    null), and the plug-in's extras under the system's name, which include "memorisation": the plug-in's
+    memorisation result when a training sample is given, else {"checked": false, "reason": ...}.
     The directory appears complete or not at all (built beside it, renamed at the end); an existing
     non-empty one is replaced only with `force`. User mistakes raise UserError.
 
     training: the generator's training sample (optional), for the memorisation check;
     threshold: an observable passes where W1 <= threshold x floor; pdf: also write plots as PDF;
     seed: of every random choice (same seed, same numbers); classifier: run the classifier test, on at most
-    max_classifier_samples samples of each file (equal numbers per condition), on `device`.
+    max_classifier_samples samples of each file (equal numbers per condition), on `device`;
+    speed: where the caller timed both ways of producing samples (physgan run), {"monte_carlo": {"n",
+    "seconds"}, "generator": {"n", "seconds", "device"}}: reported with the speed-up (metrics "speed").
     """
     if not (math.isfinite(threshold) and threshold > 0):
         raise UserError(f"--threshold must be a positive number, got {threshold}")
@@ -167,6 +170,7 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
             "floor_protocol": {"rounds": ROUNDS, "subsample_divisor": SUBSAMPLE_DIVISOR,
                                "max_subsample": MAX_SUBSAMPLE, "bins": BINS, "description": FLOOR_PROTOCOL},
             ref_samples.system: extras,
+            "speed": None if speed is None else speed_summary(speed),
         })
         _write_report(tmp, results, plugin, ref, gen, extras, pdf)
         bar.update(1)
@@ -459,7 +463,8 @@ def _write_report(tmp: Path, results: dict, plugin, ref: Measured, gen: Measured
     plots += plugin.plots(ref, gen, extras, tmp / "plots", pdf)
     content = plugin.report_content(extras)
     memorisation = memorisation_content(extras["memorisation"])
-    content = {key: list(content.get(key, [])) + memorisation[key] for key in ("summary", "tables")}
+    speed = speed_content(results["speed"])
+    content = {key: list(content.get(key, [])) + memorisation[key] + speed[key] for key in ("summary", "tables")}
     if extras["memorisation"]["checked"]:
         plots.append(memorisation_plot(extras["memorisation"], tmp / "plots", pdf))
     (tmp / "metrics.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
@@ -486,6 +491,29 @@ def memorisation_content(memo: dict) -> dict:
             f"{memo['p_closer']:.2g} (Mann-Whitney); memorisation is suspected below {memo['level']:g}.")
     return {"summary": summary, "tables": [{"title": "Memorisation: distance to the nearest training sample",
                                             "headers": ["sample", "queries", f"median{unit}", "16–84 %", "copies"],
+                                            "rows": rows, "note": note}]}
+
+
+def speed_summary(speed: dict) -> dict:
+    """Samples per second of the Monte Carlo and of the generator, and the generator's speed-up."""
+    rates = {who: speed[who]["n"] / speed[who]["seconds"] for who in ("monte_carlo", "generator")}
+    return {who: {**speed[who], "per_second": rates[who]} for who in rates} | \
+        {"speed_up": rates["generator"] / rates["monte_carlo"]}
+
+
+def speed_content(speed: dict | None) -> dict:
+    """Summary line and table of metrics["speed"] (none: nothing to report)."""
+    if speed is None:
+        return {"summary": [], "tables": []}
+    mc, gen = speed["monte_carlo"], speed["generator"]
+    summary = [("Speed", f"generator {gen['per_second']:.4g} samples/s ({gen['device']}) vs Monte Carlo "
+                         f"{mc['per_second']:.4g} samples/s: speed-up {speed['speed_up']:.3g}x")]
+    rows = [[who, str(entry["n"]), f"{entry['seconds']:.3g}", f"{entry['per_second']:.4g}",
+             f"{1e3 / entry['per_second']:.3g}"] for who, entry in (("Monte Carlo", mc), ("generator", gen))]
+    note = ("Measured in this run, wall time: the Monte Carlo of the training and test files (event generation "
+            "or thermalisation and thinning included), and writing the generated file (observables included).")
+    return {"summary": summary, "tables": [{"title": "Speed: Monte Carlo against the generator",
+                                            "headers": ["producer", "samples", "seconds", "samples/s", "ms/sample"],
                                             "rows": rows, "note": note}]}
 
 

@@ -172,6 +172,10 @@ relative = {{e = 0.02, abs_m = 0.03}}
         assert (tmp_path / "run" / path).exists(), path
     generated = open_samples(tmp_path / "run/samples/generated.h5")
     assert sorted(np.unique(generated.read("T")).tolist()) == pytest.approx([1.8, 2.1, 3.0])
+    speed = json.loads((tmp_path / "run/timings.json").read_text())["speed"]  # the report states the speed-up
+    assert speed["monte_carlo"]["n"] == 3 * 64 + 3 * 32 and speed["generator"]["n"] == 3 * 20
+    assert speed["speed_up"] == pytest.approx(speed["generator"]["per_second"] / speed["monte_carlo"]["per_second"])
+    assert "speed-up" in (tmp_path / "run/report/report.html").read_text()
     assert main(["run", "ising", "--preset", str(preset), "--out", str(tmp_path / "run")]) == 2
     assert "already holds a run" in capsys.readouterr().err
 
