@@ -64,7 +64,7 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     from physgan.gan.train import train
     from physgan.io import open_samples
     from physgan.systems import get_system
-    from physgan.validation.validate import validate, verdict_line
+    from physgan.validation.validate import speed_line, validate, verdict_line
 
     system = get_system(system_name)
     values = cfg.merge(preset_path_values(system_name, preset), cfg.parse_overrides(overrides))
@@ -83,7 +83,7 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
         say(f"[{name}] ...")
         started = time.perf_counter()
         result = action()
-        timings[name] = round(time.perf_counter() - started, 2)
+        timings[name] = time.perf_counter() - started
         say(f"[{name}] done in {timings[name]:.1f} s")
         return result
 
@@ -103,13 +103,13 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
                                                  run_dir / "report", training=run_dir / "data/train.h5",
                                                  speed=speed, quiet=quiet))
     text, fidelity = stage("compare", lambda: system.fidelity_report(test, generated, stages["fidelity"], metrics))
-    summary = {"timings_s": timings, "total_s": round(sum(timings.values()), 2),
+    summary = {"timings_s": {name: round(t, 2) for name, t in timings.items()},
+               "total_s": round(sum(timings.values()), 2),
                "speed": metrics["speed"], "fidelity": fidelity, "verdict": metrics["verdict"]}
     (run_dir / "timings.json").write_text(json.dumps(summary, indent=1))
     say(text)
     say(verdict_line(metrics, run_dir / "report"))
-    say(f"speed: generator {metrics['speed']['generator']['per_second']:.4g} samples/s, Monte Carlo "
-        f"{metrics['speed']['monte_carlo']['per_second']:.4g} samples/s (speed-up {metrics['speed']['speed_up']:.3g}x)")
+    say(f"speed: {speed_line(metrics['speed'])}")
     say(f"run directory: {run_dir} (total {summary['total_s']:.0f} s)")
     return summary
 

@@ -260,8 +260,8 @@ class Trainer:
         if cfg.spread_matching > 0 and cfg.group_size > 1:
             loss = loss + cfg.spread_matching * (((features.std(1) - scale) / scale) ** 2).mean()
         if cfg.quantile_matching > 0:
-            target_sorted = self.target_sorted[groups].to(fake.device)
-            loss = loss + cfg.quantile_matching * (((features.sort(1).values - target_sorted) / scale[:, None]) ** 2).mean()
+            gap = (features.sort(1).values - self.target_sorted[groups].to(fake.device)) / scale[:, None]
+            loss = loss + cfg.quantile_matching * (gap ** 2).mean()
         return loss
 
     def _average_gradients(self, model: torch.nn.Module) -> None:

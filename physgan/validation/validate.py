@@ -501,13 +501,18 @@ def speed_summary(speed: dict) -> dict:
         {"speed_up": rates["generator"] / rates["monte_carlo"]}
 
 
+def speed_line(speed: dict) -> str:
+    gen, mc = speed["generator"], speed["monte_carlo"]
+    return (f"generator {gen['per_second']:.4g} samples/s ({gen['device']}) vs Monte Carlo {mc['per_second']:.4g} "
+            f"samples/s: speed-up {speed['speed_up']:.3g}x")
+
+
 def speed_content(speed: dict | None) -> dict:
     """Summary line and table of metrics["speed"] (none: nothing to report)."""
     if speed is None:
         return {"summary": [], "tables": []}
     mc, gen = speed["monte_carlo"], speed["generator"]
-    summary = [("Speed", f"generator {gen['per_second']:.4g} samples/s ({gen['device']}) vs Monte Carlo "
-                         f"{mc['per_second']:.4g} samples/s: speed-up {speed['speed_up']:.3g}x")]
+    summary = [("Speed", speed_line(speed))]
     rows = [[who, str(entry["n"]), f"{entry['seconds']:.3g}", f"{entry['per_second']:.4g}",
              f"{1e3 / entry['per_second']:.3g}"] for who, entry in (("Monte Carlo", mc), ("generator", gen))]
     note = ("Measured in this run, wall time: the Monte Carlo of the training and test files (event generation "
