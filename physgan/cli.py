@@ -99,6 +99,7 @@ def _add_run(commands) -> None:
     p = _command(commands, "run", "Simulate, train, sample and compare in one run directory.", """\
   physgan run ising --preset quick --out runs/quick
   physgan run ising --preset full --out runs/full --set train.device=cuda
+  physgan run ising --preset full --out runs/full --set train.device=cuda --resume
   physgan run jets --preset quick --out runs/jets_quick
   physgan run ising --preset my_preset.toml --out runs/mine""")
     p.add_argument("system", choices=["ising", "jets"])
@@ -106,6 +107,8 @@ def _add_run(commands) -> None:
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--force", action="store_true", help="replace an earlier run in the directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run that stopped (same settings): keep its Monte Carlo, resume training")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=_run)
 
@@ -224,7 +227,9 @@ def _simulate(args) -> None:
 def _run(args) -> None:
     from physgan.pipeline import run
 
-    run(args.system, args.preset, args.out, args.set, force=args.force, quiet=args.quiet)
+    if args.force and args.resume:
+        raise UserError("--force starts the run again, --resume continues it: choose one")
+    run(args.system, args.preset, args.out, args.set, force=args.force, resume=args.resume, quiet=args.quiet)
 
 
 def _train(args) -> None:

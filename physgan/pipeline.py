@@ -22,6 +22,8 @@ from pathlib import Path
 from physgan import config as cfg
 from physgan.errors import UserError
 
+STAGE_TIMES = ".stage_times.json"  # the stage times so far, kept for --resume
+
 
 @dataclass
 class SampleConfig:
@@ -59,7 +61,10 @@ def resolve(system, values: dict) -> dict:
 
 
 def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = None, *, force: bool = False,
-        quiet: bool = False) -> dict:
+        resume: bool = False, quiet: bool = False) -> dict:
+    """Run every stage into run_dir. resume: continue a run that stopped (same settings): keep its Monte
+    Carlo files and the stage times recorded with them, continue training from checkpoints/last.pt, then
+    sample and compare again. Long CPU runs of the full presets span sessions this way."""
     from physgan.gan.sample import sample_to_file
     from physgan.gan.train import train
     from physgan.io import open_samples
@@ -70,38 +75,40 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     values = cfg.merge(preset_path_values(system_name, preset), cfg.parse_overrides(overrides))
     stages = resolve(system, values)
     run_dir = Path(run_dir)
-    if (run_dir / "config.toml").exists() and not force:
-        raise UserError(f"{run_dir} already holds a run; pass --force to start it again from scratch")
-    if force:
-        _clear_run(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {"system": system_name, **{name: asdict(value) for name, value in stages.items()}}
-    (run_dir / "config.toml").write_text(cfg.to_toml(resolved))
-    timings, say = {}, (lambda text: None) if quiet else print
+    resolved = cfg.to_toml({"system": system_name, **{name: asdict(value) for name, value in stages.items()}})
+    timings = _start_run_directory(run_dir, resolved, force=force, resume=resume)
+    say = (lambda text: None) if quiet else print
 
     def stage(name, action):
         say(f"[{name}] ...")
         started = time.perf_counter()
         result = action()
         timings[name] = time.perf_counter() - started
+        (run_dir / STAGE_TIMES).write_text(json.dumps(timings))
         say(f"[{name}] done in {timings[name]:.1f} s")
         return result
 
-    stage("simulate train", lambda: system.simulate_to_file(run_dir / "data/train.h5", stages["simulate_train"], quiet=quiet))
-    stage("simulate test", lambda: system.simulate_to_file(run_dir / "data/test.h5", stages["simulate_test"], quiet=quiet))
-    stage("train", lambda: train(run_dir / "data/train.h5", run_dir, stages["train"], quiet=quiet))
+    for name, file in (("simulate train", "train.h5"), ("simulate test", "test.h5")):
+        config = stages[name.replace(" ", "_")]
+        if resume and (run_dir / "data" / file).exists() and name in timings:  # files appear only when complete
+            say(f"[{name}] kept from the earlier start")
+        else:
+            stage(name, lambda: system.simulate_to_file(run_dir / "data" / file, config, force=resume, quiet=quiet))
+    continue_training = resume and (run_dir / "checkpoints/last.pt").exists()
+    stage("train", lambda: train(run_dir / "data/train.h5", run_dir, stages["train"], resume=continue_training,
+                                 quiet=quiet))
     test = open_samples(run_dir / "data/test.h5")
     sampling = stage("sample", lambda: sample_to_file(
         run_dir / "checkpoints/best.pt", run_dir / "samples/generated.h5", system.generative.test_conditions(test),
         stages["sample"].n_per_condition, batch_size=stages["sample"].batch_size, device=stages["train"].device,
-        seed=stages["sample"].seed, quiet=quiet))
+        seed=stages["sample"].seed, force=resume, quiet=quiet))
     generated = open_samples(run_dir / "samples/generated.h5")
     speed = {"monte_carlo": {"n": open_samples(run_dir / "data/train.h5").n + test.n,
                              "seconds": timings["simulate train"] + timings["simulate test"]},
              "generator": {"n": sampling["n"], "seconds": sampling["seconds"], "device": sampling["device"]}}
     metrics = stage("validate", lambda: validate(run_dir / "data/test.h5", run_dir / "samples/generated.h5",
                                                  run_dir / "report", training=run_dir / "data/train.h5",
-                                                 speed=speed, quiet=quiet))
+                                                 speed=speed, force=resume, quiet=quiet))
     text, fidelity = stage("compare", lambda: system.fidelity_report(test, generated, stages["fidelity"], metrics))
     summary = {"timings_s": {name: round(t, 2) for name, t in timings.items()},
                "total_s": round(sum(timings.values()), 2),
@@ -114,11 +121,31 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     return summary
 
 
+def _start_run_directory(run_dir: Path, resolved: str, *, force: bool, resume: bool) -> dict:
+    """Prepare run_dir for a new run (or, with resume, check it holds this run); the stage times so far."""
+    config = run_dir / "config.toml"
+    if resume:
+        if not config.exists():
+            raise UserError(f"--resume: {run_dir} holds no run to continue")
+        if config.read_text() != resolved:
+            raise UserError(f"--resume: the settings differ from those the run started with ({config})")
+        times = run_dir / STAGE_TIMES
+        return json.loads(times.read_text()) if times.exists() else {}
+    if config.exists() and not force:
+        raise UserError(f"{run_dir} already holds a run; pass --force to start it again from scratch "
+                        "(or --resume to continue it)")
+    if force:
+        _clear_run(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.write_text(resolved)
+    return {}
+
+
 def _clear_run(run_dir: Path) -> None:
     """Remove what an earlier run wrote (only physgan's own files and folders)."""
     import shutil
 
-    for name in ("config.toml", "log.jsonl", "timings.json"):
+    for name in ("config.toml", "log.jsonl", "timings.json", STAGE_TIMES):
         (run_dir / name).unlink(missing_ok=True)
     for name in ("data", "checkpoints", "samples", "report"):
         shutil.rmtree(run_dir / name, ignore_errors=True)

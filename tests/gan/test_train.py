@@ -1,6 +1,7 @@
 """Trainer, checkpoints, exact resume, 2-process data parallelism, sampler, and the run pipeline."""
 import json
 import os
+import shutil
 import socket
 
 import numpy as np
@@ -138,7 +139,7 @@ def test_bad_checkpoints_are_user_errors(tmp_path):
             load_checkpoint(tmp_path / name)
 
 
-def test_tiny_run_end_to_end(tmp_path, capsys):
+def tiny_run_preset(tmp_path):
     preset = tmp_path / "tiny.toml"
     preset.write_text(f"""system = "ising"
 [simulate_train]
@@ -166,6 +167,11 @@ n_per_condition = 20
 [fidelity]
 relative = {{e = 0.02, abs_m = 0.03}}
 """)
+    return preset
+
+
+def test_tiny_run_end_to_end(tmp_path, capsys):
+    preset = tiny_run_preset(tmp_path)
     assert main(["run", "ising", "--preset", str(preset), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     for path in ("config.toml", "data/train.h5", "data/test.h5", "checkpoints/last.pt", "checkpoints/best.pt",
                  "log.jsonl", "samples/generated.h5", "timings.json"):
@@ -230,3 +236,25 @@ def test_quantile_matching_vanishes_only_for_the_right_shape(small_ising_file, t
         monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)  # what the loss sees
         costs[name] = trainer._feature_matching(torch.zeros(len(f)), group).item()
     assert costs["right"] < 1e-3 < costs["squeezed"]
+
+
+def test_a_stopped_run_resumes_with_its_monte_carlo_and_checkpoint(tmp_path, capsys):
+    preset, run = tiny_run_preset(tmp_path), tmp_path / "run"
+    assert main(["run", "ising", "--preset", str(preset), "--out", str(run), "--quiet"]) == 0
+    kept = {name: (run / "data" / name).stat().st_mtime_ns for name in ("train.h5", "test.h5")}
+    step = load_checkpoint(run / "checkpoints/last.pt")["step"]
+    for name in ("samples", "report"):  # as if the run had stopped after training
+        shutil.rmtree(run / name)
+    (run / "timings.json").unlink()
+    assert main(["run", "ising", "--preset", str(preset), "--out", str(run), "--quiet", "--resume"]) == 0
+    assert {name: (run / "data" / name).stat().st_mtime_ns for name in kept} == kept  # not simulated again
+    assert load_checkpoint(run / "checkpoints/last.pt")["step"] == step
+    timings = json.loads((run / "timings.json").read_text())
+    assert {"simulate train", "simulate test", "train", "sample"} <= set(timings["timings_s"])
+    assert (run / "report/report.html").exists()
+    capsys.readouterr()
+    assert main(["run", "ising", "--preset", str(preset), "--out", str(run), "--resume",
+                 "--set", "train.steps=3"]) == 2
+    assert "settings differ" in capsys.readouterr().err
+    assert main(["run", "ising", "--preset", str(preset), "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "holds no run" in capsys.readouterr().err
