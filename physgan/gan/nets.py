@@ -25,29 +25,17 @@ class ConditionEmbedding(nn.Module):
 
     With n_frequencies > 0 the MLP also sees sin and cos of 2^k pi c (k < n_frequencies), a Fourier
     encoding (Tancik et al., arXiv:2006.10739) that lets a small network resolve quantities that change
-    steeply with the condition, as the magnetisation does near T_c. With n_knots > 0 it also sees hat
-    functions on n_knots evenly spaced knots over [-1, 1] (linear interpolation between knots): local
-    features, so what is learnt at one condition disturbs distant ones less.
+    steeply with the condition, as the magnetisation does near T_c.
     """
 
-    def __init__(self, n_cond: int, width: int, n_frequencies: int = 0, n_knots: int = 0):
+    def __init__(self, n_cond: int, width: int, n_frequencies: int = 0):
         super().__init__()
         self.register_buffer("frequencies", torch.pi * 2.0 ** torch.arange(n_frequencies), persistent=False)
-        self.register_buffer("knots", torch.linspace(-1, 1, n_knots) if n_knots > 1 else torch.zeros(0),
-                             persistent=False)
-        self.net = mlp([n_cond * (1 + 2 * n_frequencies + len(self.knots)), width, width])
+        self.net = mlp([n_cond * (1 + 2 * n_frequencies), width, width])
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
         phases = (cond[:, :, None] * self.frequencies).flatten(1)
-        hats = hat_encoding(cond, self.knots).flatten(1)
-        return self.net(torch.cat([cond, torch.sin(phases), torch.cos(phases), hats], dim=1))
-
-
-def hat_encoding(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
-    """(..., len(knots)): the piecewise-linear hat functions of evenly spaced knots at x; they sum to 1
-    between the first and last knot (linear interpolation weights)."""
-    spacing = (knots[-1] - knots[0]) / (len(knots) - 1) if len(knots) > 1 else 1.0
-    return (1 - (x[..., None] - knots).abs() / spacing).clamp_min(0)
+        return self.net(torch.cat([cond, torch.sin(phases), torch.cos(phases)], dim=1))
 
 
 class FiLM(nn.Module):

@@ -50,8 +50,6 @@ class NetworkConfig:
     """temperature embedding width"""
     condition_frequencies: int = 0
     """Fourier frequencies of the normalised temperature fed to the embeddings (0: T alone)"""
-    condition_knots: int = 0
-    """knots of the hat-function (piecewise-linear) encoding of the normalised temperature (0: none)"""
     straight_through: bool = True
     """emit +-1 spins in the forward pass (gradient through tanh)"""
     symmetrize: bool = True
@@ -127,7 +125,7 @@ class Generator(nn.Module):
         super().__init__()
         self.L, self.config = L, config
         c = config.channels
-        self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies, config.condition_knots)
+        self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies)
         self.stem = nn.Conv2d(config.noise_channels, c, 3, padding=1, padding_mode="circular")
         self.from_z = nn.Linear(config.z_dim, c)
         self.z_film = FiLM(config.embed_dim, c)
@@ -173,7 +171,7 @@ class PyramidGenerator(nn.Module):
         self.L, self.config = L, config
         c = config.channels
         self.sizes = [2 ** k for k in range(1, L.bit_length())]  # 2, 4, ..., L
-        self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies, config.condition_knots)
+        self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies)
         self.from_z = nn.Linear(config.z_dim, c)
         self.from_noise = nn.ModuleList(nn.Conv2d(config.noise_channels, c, 1) for _ in self.sizes)
         self.blocks = nn.ModuleList(PeriodicResBlock(c, config.embed_dim) for _ in self.sizes)
@@ -206,7 +204,7 @@ class Critic(nn.Module):
     def __init__(self, L: int, n_cond: int, config: NetworkConfig):
         super().__init__()
         c, e = config.critic_channels, config.embed_dim
-        self.embed = ConditionEmbedding(n_cond, e, config.condition_frequencies, config.condition_knots)
+        self.embed = ConditionEmbedding(n_cond, e, config.condition_frequencies)
         self.stem = nn.Conv2d(1, c, 3, padding=1, padding_mode="circular")
         self.blocks = nn.ModuleList(PeriodicResBlock(c, e, d) for d in dilations(config.critic_blocks, L))
         self.head = mlp([2 * c + 3 + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))
