@@ -6,7 +6,8 @@
     RUN_DIR/checkpoints/         last.pt, best.pt
     RUN_DIR/log.jsonl            training log
     RUN_DIR/samples/generated.h5 generated sample at the test conditions
-    RUN_DIR/timings.json         wall time of every stage
+    RUN_DIR/timings.json         wall time of every stage, the speed-up, the fidelity summary
+    RUN_DIR/.stage_times.json    stage times so far (what --resume keeps)
     RUN_DIR/report/              report.html, metrics.json, plots/ (physgan validate)
 
 The last stage applies the preset's [fidelity] targets (the system's FidelityConfig) to the generated

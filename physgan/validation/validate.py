@@ -496,9 +496,10 @@ def memorisation_content(memo: dict) -> dict:
 
 def speed_summary(speed: dict) -> dict:
     """Samples per second of the Monte Carlo and of the generator, and the generator's speed-up."""
-    rates = {who: speed[who]["n"] / speed[who]["seconds"] for who in ("monte_carlo", "generator")}
-    return {who: {**speed[who], "per_second": rates[who]} for who in rates} | \
-        {"speed_up": rates["generator"] / rates["monte_carlo"]}
+    summary = {who: {**speed[who], "per_second": speed[who]["n"] / speed[who]["seconds"]}
+               for who in ("monte_carlo", "generator")}
+    summary["speed_up"] = summary["generator"]["per_second"] / summary["monte_carlo"]["per_second"]
+    return summary
 
 
 def speed_line(speed: dict) -> str:
