@@ -16,6 +16,9 @@ Networks (choices and why):
 - Critic: circular convolutions without BatchNorm (it would couple samples and spoil the gradient
   penalty), global pooling, and an MLP head that also receives e, |m| and m^2 of the input and an
   embedding of T, so it can compare the thermodynamics of a lattice with its temperature directly.
+  Optionally (correlation_features) it also receives the spin correlation G(r) at r = 2, 4, ..., L/2:
+  its convolutions see only a few sites, so without them mid-range order (domains) is visible to it
+  only through m.
 """
 from __future__ import annotations
 
@@ -46,6 +49,8 @@ class NetworkConfig:
     """global latent dimension"""
     noise_channels: int = 2
     """channels of per-site Gaussian noise"""
+    noise_scales: int = 0
+    """dilated generator: also feed the site noise smoothed (circularly) at widths 1, 2, 4, ... sites"""
     embed_dim: int = 32
     """temperature embedding width"""
     condition_frequencies: int = 0
@@ -54,6 +59,8 @@ class NetworkConfig:
     """emit +-1 spins in the forward pass (gradient through tanh)"""
     symmetrize: bool = True
     """apply a random global flip and lattice symmetry to every generated sample"""
+    correlation_features: bool = False
+    """show the critic's head G(r) at r = 2, 4, ..., L/2 besides e, |m| and m^2"""
     generator: str = "dilated"
     """"dilated": dilated convolutions at full resolution; "pyramid": coarse to fine, 2x2 up to L x L,
     with fresh noise at every scale"""
@@ -65,15 +72,46 @@ class NetworkConfig:
             raise UserError(f"network.generator must be 'dilated' or 'pyramid', not {self.generator!r}")
 
 
+def spin_correlation(x: torch.Tensor, r: int) -> torch.Tensor:
+    """G(r) = (1/2N) sum_i s_i (s_{i+r x} + s_{i+r y}) per lattice of x (B, 1, L, L), differentiable."""
+    return (x * (torch.roll(x, r, dims=-1) + torch.roll(x, r, dims=-2))).mean(dim=(1, 2, 3)) / 2
+
+
 def lattice_energy(x: torch.Tensor) -> torch.Tensor:
-    """e = -(1/N) sum_i s_i (s_{i+x} + s_{i+y}) for x (B, 1, L, L), differentiable (soft spins allowed)."""
-    bonds = x * (torch.roll(x, 1, dims=-1) + torch.roll(x, 1, dims=-2))
-    return -bonds.mean(dim=(1, 2, 3))
+    """e = -(1/N) sum_i s_i (s_{i+x} + s_{i+y}) = -2 G(1) for x (B, 1, L, L) (soft spins allowed)."""
+    return -2 * spin_correlation(x, 1)
+
+
+def correlation_distances(L: int) -> list[int]:
+    """2, 4, ..., L/2: the distances at which the critic is shown G(r) when correlation_features is on."""
+    return [2 ** k for k in range(1, max(1, L.bit_length() - 1))]
 
 
 def physics_features(x: torch.Tensor) -> torch.Tensor:
     """(B, 2): e and |m| per lattice, in the order of FEATURE_NAMES."""
     return torch.stack([lattice_energy(x), x.mean(dim=(1, 2, 3)).abs()], dim=1)
+
+
+def multiscale_noise(field: torch.Tensor, n_scales: int) -> torch.Tensor:
+    """White noise (B, C, L, L) -> (B, C (1 + n_scales), L, L): the field and copies of it smoothed by
+    Gaussians of width 1, 2, 4, ... sites, each rescaled to unit variance.
+
+    Why: near T_c the lattice needs fluctuations on every scale (domains), and a few convolutions of white
+    noise average large regions down to almost nothing. Smoothing in Fourier space is a circular
+    convolution, so, unlike the pyramid's upsampling, it keeps the exact translation invariance.
+    """
+    if n_scales == 0:
+        return field
+    L = field.shape[-1]
+    k = 2 * torch.pi * torch.fft.fftfreq(L, device=field.device)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    spectrum = torch.fft.fft2(field)
+    scales = [field]
+    for s in range(n_scales):
+        transfer = torch.exp(-0.5 * (2.0 ** s) ** 2 * k2)
+        # Parseval: smoothed unit white noise has variance mean_k |H(k)|^2
+        scales.append(torch.fft.ifft2(spectrum * transfer).real / transfer.square().mean().sqrt())
+    return torch.cat(scales, dim=1)
 
 
 def symmetry_codes(batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -126,7 +164,8 @@ class Generator(nn.Module):
         self.L, self.config = L, config
         c = config.channels
         self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies)
-        self.stem = nn.Conv2d(config.noise_channels, c, 3, padding=1, padding_mode="circular")
+        self.stem = nn.Conv2d(config.noise_channels * (1 + config.noise_scales), c, 3, padding=1,
+                              padding_mode="circular")
         self.from_z = nn.Linear(config.z_dim, c)
         self.z_film = FiLM(config.embed_dim, c)
         # coarse to fine: long-range structure first, local alignment (set by e) decided last
@@ -144,7 +183,8 @@ class Generator(nn.Module):
     def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
         device = cond.device
         embedding = self.embed(cond)
-        h = self.stem(latent["field"].to(device)) + self.from_z(latent["z"].to(device))[:, :, None, None]
+        field = multiscale_noise(latent["field"].to(device), self.config.noise_scales)
+        h = self.stem(field) + self.from_z(latent["z"].to(device))[:, :, None, None]
         h = self.z_film(h, embedding)
         for block in self.blocks:
             h = block(h, embedding)
@@ -207,7 +247,8 @@ class Critic(nn.Module):
         self.embed = ConditionEmbedding(n_cond, e, config.condition_frequencies)
         self.stem = nn.Conv2d(1, c, 3, padding=1, padding_mode="circular")
         self.blocks = nn.ModuleList(PeriodicResBlock(c, e, d) for d in dilations(config.critic_blocks, L))
-        self.head = mlp([2 * c + 3 + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))
+        self.distances = correlation_distances(L) if config.correlation_features else []
+        self.head = mlp([2 * c + 3 + len(self.distances) + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         embedding = self.embed(cond)
@@ -216,7 +257,8 @@ class Critic(nn.Module):
             h = block(h, embedding)
         pooled = torch.cat([h.mean(dim=(2, 3)), h.abs().mean(dim=(2, 3))], dim=1)
         m = x.mean(dim=(1, 2, 3))
-        physics = torch.stack([lattice_energy(x), m.abs(), m * m], dim=1)
+        physics = torch.stack([lattice_energy(x), m.abs(), m * m]
+                              + [spin_correlation(x, r) for r in self.distances], dim=1)
         return self.head(torch.cat([pooled, physics, embedding], dim=1)).squeeze(1)
 
 

@@ -39,11 +39,11 @@ def test_torch_features_agree_with_the_numpy_observables():
     np.testing.assert_allclose(features[:, 1], np.abs(magnetization(spins)), atol=1e-6)
 
 
-@pytest.mark.parametrize("frequencies, kind", [(0, "dilated"), (3, "dilated"), (0, "pyramid")])
-def test_generator_emits_spins_and_depends_on_temperature(frequencies, kind):
+@pytest.mark.parametrize("frequencies, kind, scales", [(0, "dilated", 0), (3, "dilated", 2), (0, "pyramid", 0)])
+def test_generator_emits_spins_and_depends_on_temperature(frequencies, kind, scales):
     torch.manual_seed(0)
     config = generative.NetworkConfig(channels=8, blocks=2, critic_channels=8, critic_blocks=1,
-                                      condition_frequencies=frequencies, generator=kind)
+                                      condition_frequencies=frequencies, generator=kind, noise_scales=scales)
     G, D = generative.make_networks((1, 8, 8), 1, config)
     for p in G.parameters():  # FiLM starts as the identity; perturb so conditioning has an effect
         torch.nn.init.normal_(p, std=0.3)
@@ -72,3 +72,32 @@ def test_pyramid_generator_draws_noise_at_every_scale_and_needs_a_power_of_two()
         generative.make_networks((1, 12, 12), 1, config)
     with pytest.raises(UserError, match="network.generator"):
         generative.NetworkConfig(generator="unet")
+
+
+def test_multiscale_noise_has_unit_variance_gaussian_correlations_and_commutes_with_shifts():
+    field = torch.randn(64, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    noise = generative.multiscale_noise(field, 3)
+    assert torch.equal(noise[:, :1], field)
+    torch.testing.assert_close(noise.var(dim=(0, 2, 3)), torch.ones(4), atol=0.03, rtol=0)
+    for s in range(3):  # white noise smoothed by a Gaussian of width w: correlation exp(-r^2 / 4 w^2)
+        w = 2 ** s
+        x = noise[:, 1 + s]
+        correlation = (x * torch.roll(x, w, dims=-1)).mean() / x.var()
+        assert correlation.item() == pytest.approx(np.exp(-0.25), abs=0.03)
+    shifted = generative.multiscale_noise(torch.roll(field, (3, 5), dims=(-2, -1)), 3)
+    torch.testing.assert_close(shifted, torch.roll(noise, (3, 5), dims=(-2, -1)))
+
+
+def test_spin_correlation_closed_forms_and_critic_with_correlation_features():
+    L = 8
+    checkerboard = torch.tensor((np.indices((L, L)).sum(0) % 2) * 2 - 1, dtype=torch.float32)[None, None]
+    stripes = torch.tensor(np.where(np.arange(L) < L // 2, 1, -1), dtype=torch.float32).expand(L, L)[None, None]
+    for r in (1, 2, 3, 4):
+        assert generative.spin_correlation(checkerboard, r).item() == (-1) ** r
+        # stripes of width L/2 along x: G_x(r) = 1 - 4r/L for r <= L/2, G_y(r) = 1
+        assert generative.spin_correlation(stripes, r).item() == pytest.approx((1 + 1 - 4 * r / L) / 2)
+    assert generative.correlation_distances(16) == [2, 4, 8]
+    config = generative.NetworkConfig(channels=8, blocks=1, critic_channels=8, critic_blocks=1,
+                                      correlation_features=True)
+    _, D = generative.make_networks((1, L, L), 1, config)
+    assert D(torch.cat([checkerboard, stripes]), torch.zeros(2, 1)).shape == (2,)
