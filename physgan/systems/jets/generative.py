@@ -29,7 +29,9 @@ The choices, and why:
   and AUC 0.999 in one run each with the 1 GeV transform.)
 - Critic: an MLP on the 625 values of t plus the jet mass, pT, girth, soft pixel count and pT_D of the image,
   and the condition embedding: it can compare a jet's kinematics with the requested class and pT
-  directly. No normalisation layers (they would couple samples and spoil the gradient penalty).
+  directly. Optionally (spectrum_features = k) its head also sees the k brightest pixel values, sorted:
+  the jet's own pixel-intensity spectrum, which the dense layers see only pixel by pixel.
+  No normalisation layers (they would couple samples and spoil the gradient penalty).
 - Feature matching (the trainer's, per class and 10 GeV of pT) of the means and spreads of mass, pT,
   girth, the soft pixel count and pT_D, and of two points of the mass distribution (see physics_features).
 - No symmetry augmentation: the preprocessing has already fixed translation, rotation and reflection,
@@ -73,6 +75,8 @@ class NetworkConfig:
     """latent dimension"""
     embed_dim: int = 32
     """condition embedding width"""
+    spectrum_features: int = 0
+    """show the critic's head the jet's k brightest pixel values t, sorted (0: off)"""
 
 
 @functools.lru_cache(maxsize=None)
@@ -194,13 +198,16 @@ class Critic(nn.Module):
         self.embed = ConditionEmbedding(n_cond, e)
         act = lambda: nn.LeakyReLU(0.2)
         self.body = mlp([PIXELS * PIXELS, 2 * w, w], activation=act)
-        self.head = mlp([w + CRITIC_FEATURES + e, w, 1], activation=act)
+        self.spectrum = config.spectrum_features
+        self.head = mlp([w + CRITIC_FEATURES + self.spectrum + e, w, 1], activation=act)
 
     def forward(self, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         h = nn.functional.leaky_relu(self.body(t.flatten(1)), 0.2)
         mass, pt, girth, pixels, pt_d, *_ = physics_features(t).unbind(1)
         physics = torch.stack([mass / 100, pt / 300, 5 * girth, pixels / 20, pt_d], 1)  # O(1) inputs
-        return self.head(torch.cat([h, physics, self.embed(cond)], 1)).squeeze(1)
+        # the jet's own pixel spectrum, wherever the pixels are (sorting passes gradients to each pixel)
+        spectrum = torch.topk(t.flatten(1), self.spectrum, dim=1).values
+        return self.head(torch.cat([h, physics, spectrum, self.embed(cond)], 1)).squeeze(1)
 
 
 def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[Generator, Critic]:

@@ -22,6 +22,8 @@ def test_networks_give_non_negative_sparse_images_of_the_right_shape():
     assert t.shape == (3, 1, 25, 25) and bool((t >= 0).all())
     assert 0 < float((t == 0).float().mean()) < 1  # ReLU: exact zeros, as in the data
     assert D(t, cond).shape == (3,)
+    spectral = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, spectrum_features=40))[1]
+    assert spectral(t, cond).shape == (3,)
     images = generative.to_intensity(t)
     assert bool((images >= 0).all())
     torch.testing.assert_close(generative.to_float(images), t, rtol=1e-5, atol=1e-5)
