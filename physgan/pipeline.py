@@ -48,15 +48,17 @@ def preset_path_values(system_name: str, preset: str) -> dict:
 
 def resolve(system, values: dict) -> dict:
     """Every stage's configuration object, built (and checked) from a preset mapping."""
-    from physgan.gan.train import TrainConfig
+    from physgan.gan.train import TrainConfig, build_network_config
 
     known = {"system", "simulate_train", "simulate_test", "train", "sample", "fidelity"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"unknown preset section {unknown[0]!r} (valid: {', '.join(sorted(known))})")
+    train = cfg.build(TrainConfig, values.get("train", {}), "train")
+    build_network_config(system, train.network)  # check it now, not after an hour of Monte Carlo
     return {"simulate_train": cfg.build(system.SimulationConfig, values.get("simulate_train", {}), "simulate_train"),
             "simulate_test": cfg.build(system.SimulationConfig, values.get("simulate_test", {}), "simulate_test"),
-            "train": cfg.build(TrainConfig, values.get("train", {}), "train"),
+            "train": train,
             "sample": cfg.build(SampleConfig, values.get("sample", {}), "sample"),
             "fidelity": cfg.build(system.FidelityConfig, values.get("fidelity", {}), "fidelity")}
 

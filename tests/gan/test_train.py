@@ -193,13 +193,14 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     (["train", "--data", "{tmp}/missing.h5", "--out", "{tmp}/x"], "no such file"),
     (["sample", "--checkpoint", "{tmp}/missing.pt", "--T", "2", "--out", "{tmp}/g.h5"], "no such checkpoint"),
     (["run", "ising", "--preset", "nope", "--out", "{tmp}/r"], "unknown preset"),
+    (["run", "ising", "--out", "{tmp}/r", "--set", "train.network.generator=unet"], "network.generator"),
 ])
 def test_bad_training_and_sampling_inputs(small_ising_file, tmp_path, capsys, args, message):
     args = [a.format(data=small_ising_file, tmp=tmp_path) for a in args]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("physgan: error:") and message in err and err.count("\n") == 1
-    assert not (tmp_path / "g.h5").exists()
+    assert not (tmp_path / "g.h5").exists() and not (tmp_path / "r/data").exists()  # nothing simulated
 
 
 def test_monitor_conditions_come_from_the_training_data(small_ising_file, tmp_path):

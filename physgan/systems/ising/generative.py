@@ -70,6 +70,8 @@ class NetworkConfig:
 
         if self.generator not in ("dilated", "pyramid"):
             raise UserError(f"network.generator must be 'dilated' or 'pyramid', not {self.generator!r}")
+        if self.noise_scales and self.generator == "pyramid":  # it draws its own noise at every scale
+            raise UserError("network.noise_scales applies to the dilated generator, not the pyramid")
 
 
 def spin_correlation(x: torch.Tensor, r: int) -> torch.Tensor:

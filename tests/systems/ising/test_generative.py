@@ -72,6 +72,8 @@ def test_pyramid_generator_draws_noise_at_every_scale_and_needs_a_power_of_two()
         generative.make_networks((1, 12, 12), 1, config)
     with pytest.raises(UserError, match="network.generator"):
         generative.NetworkConfig(generator="unet")
+    with pytest.raises(UserError, match="network.noise_scales"):
+        generative.NetworkConfig(generator="pyramid", noise_scales=2)
 
 
 def test_multiscale_noise_has_unit_variance_gaussian_correlations_and_commutes_with_shifts():
