@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from physgan.config import build
-from physgan.gan.train import load_checkpoint, normalise, resolve_device
+from physgan.gan.conditioning import Conditioning
+from physgan.gan.train import load_checkpoint, resolve_device
 
 
 def load_generator(checkpoint: dict, device: torch.device):
@@ -18,7 +19,8 @@ def load_generator(checkpoint: dict, device: torch.device):
 
     system = get_system(checkpoint["system"])
     network = build(system.generative.NetworkConfig, checkpoint["network"], where="checkpoint network")
-    generator, _ = system.generative.make_networks(tuple(checkpoint["shape"]), len(checkpoint["conditions"]), network)
+    n_inputs = Conditioning.from_checkpoint(checkpoint).n_inputs
+    generator, _ = system.generative.make_networks(tuple(checkpoint["shape"]), n_inputs, network)
     generator.load_state_dict(checkpoint["generator_ema"])
     return system, generator.to(device).eval()
 
@@ -27,11 +29,12 @@ def load_generator(checkpoint: dict, device: torch.device):
 def generate(generator, checkpoint: dict, cond: torch.Tensor, *, batch_size: int, device: torch.device,
              seed: int = 0):
     """Yield (generated batch, raw condition batch) for the raw conditions `cond` (n, n_cond)."""
-    low, high = (torch.tensor(checkpoint[k], dtype=torch.float32, device=device) for k in ("condition_low", "condition_high"))
+    conditioning = Conditioning.from_checkpoint(checkpoint)
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, len(cond), batch_size):
         c = cond[start:start + batch_size].to(device)
-        yield generator(generator.latent(len(c), rng), normalise(c, low, high)), c
+        latent = generator.latent(len(c), rng)
+        yield generator(latent, conditioning.drawn(c, rng)), c
 
 
 def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_condition: int | None = None, *,

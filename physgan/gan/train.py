@@ -26,6 +26,7 @@ import torch
 
 from physgan.errors import UserError
 from physgan.gan import losses
+from physgan.gan.conditioning import Conditioning, normalise  # noqa: F401 (normalise: part of this module's API)
 
 CHECKPOINT_FORMAT = "physgan-checkpoint-1"
 
@@ -70,6 +71,12 @@ class TrainConfig:
     group to the expected sorted features of a training group of the same size (0: off): a
     one-dimensional Wasserstein-2 distance per feature, which constrains the whole shape of each
     feature's distribution (e.g. how bimodal m is near T_c), not only its mean and spread"""
+    hierarchical: bool = False
+    """draw the system's summary feature (Ising: |m|) from its interpolated distribution at the condition,
+    then the sample from a generator conditioned on it too (physgan/gan/quantiles.py says why)"""
+    summary_matching: float = 5.0
+    """hierarchical: weight of the term ((summary of each generated sample - its target) / training
+    spread)^2 in the generator loss"""
     augment: bool = True
     """apply the system's exact symmetries to training batches"""
     log_every: int = 10
@@ -112,8 +119,6 @@ class TrainingData:
     target_mean: torch.Tensor  # (n_groups, n_features) feature means per group
     target_std: torch.Tensor  # (n_groups, n_features) feature spreads per group
     features: torch.Tensor  # (N, n_features) physics features of every training sample
-    low: torch.Tensor  # per-condition-column minimum (normalisation)
-    high: torch.Tensor
 
 
 def distributed_context() -> tuple[int, int]:
@@ -126,12 +131,6 @@ def distributed_context() -> tuple[int, int]:
     return rank, world
 
 
-def normalise(cond: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-    """Map each condition column from its training range onto [-1, 1]."""
-    span = torch.where(high > low, high - low, torch.ones_like(high))
-    return 2 * (cond - low) / span - 1
-
-
 def prepare_data(system, samples) -> TrainingData:
     x, cond = system.generative.training_tensors(samples)
     group_of = system.generative.condition_groups(cond)
@@ -141,8 +140,7 @@ def prepare_data(system, samples) -> TrainingData:
     mean = torch.stack([features[g].mean(0) for g in groups])
     std = torch.stack([features[g].std(0) if len(g) > 1 else torch.ones(features.shape[1]) for g in groups])
     return TrainingData(x=x, cond=cond, groups=groups, group_cond=torch.stack([cond[g].mean(0) for g in groups]),
-                        target_mean=mean, target_std=std.clamp_min(1e-3), features=features, low=cond.min(0).values,
-                        high=cond.max(0).values)
+                        target_mean=mean, target_std=std.clamp_min(1e-3), features=features)
 
 
 def expected_sorted_features(data: TrainingData, group_size: int, draws: int = 512) -> torch.Tensor:
@@ -177,14 +175,17 @@ class Trainer:
                             f"of {config.group_size} over {self.world} processes")
         self.device = resolve_device(config.device, self.rank)
         self.network_config = build_network_config(system, config.network)
-        shape, n_cond = tuple(data.x.shape[1:]), data.cond.shape[1]
+        self.summary_index = summary_index(system, config)
+        self.conditioning = Conditioning.fit(data.cond, None if self.summary_index is None else
+                                             data.features[:, self.summary_index],
+                                             getattr(system.generative, "SUMMARY_FEATURE", ""))
         torch.manual_seed(config.seed)  # initial weights: identical on every rank
-        self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(shape, n_cond, self.network_config))
+        self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(
+            tuple(data.x.shape[1:]), self.conditioning.n_inputs, self.network_config))
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if config.ema > 0 else self.G
         adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
         self.opt_G, self.opt_D = adam(self.G.parameters(), config.lr_generator), adam(self.D.parameters(), config.lr_critic)
         self.step, self.best_score, self.started = 0, math.inf, time.time()
-        self.low, self.high = data.low.to(self.device), data.high.to(self.device)
         if config.quantile_matching > 0:
             self.target_sorted = expected_sorted_features(data, config.group_size)
 
@@ -206,7 +207,10 @@ class Trainer:
         latent = dict(zip(latent, self._my_slice(*latent.values())))
         per_rank = len(groups) // self.world
         groups = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
-        return x.to(self.device), normalise(cond.to(self.device), self.low, self.high), latent, groups, eps
+        x = x.to(self.device)
+        summary = None if self.summary_index is None else \
+            self.system.generative.physics_features(x)[:, self.summary_index]  # the real samples' own
+        return x, self.conditioning.real(cond.to(self.device), summary), latent, groups, eps, summary
 
     def _set_learning_rates(self) -> None:
         """Constant, then linear to zero over the last lr_decay of the run: a settling game ends more
@@ -223,7 +227,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.step)
         self._set_learning_rates()
         for _ in range(cfg.n_critic):
-            real, cond, latent, _, eps = self._inputs(gen)
+            real, cond, latent, _, eps, _ = self._inputs(gen)
             with torch.no_grad():
                 fake = self.G(latent, cond)
             loss_D, logs = losses.critic_loss(cfg.loss, self.D, real, fake, cond, gp_lambda=cfg.gp_lambda,
@@ -234,19 +238,21 @@ class Trainer:
             self.opt_D.step()
             if cfg.loss == "wgan-clip":
                 losses.clip_weights(self.D, cfg.clip)
-        _, cond, latent, groups, _ = self._inputs(gen)
+        _, cond, latent, groups, _, summary = self._inputs(gen)
         fake = self.G(latent, cond)
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
         matching = self._feature_matching(fake, groups)
-        loss_G = adversarial + cfg.feature_matching * matching
+        summary_gap = self._summary_matching(fake, groups, summary)
+        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self._average_gradients(self.G)
         self.opt_G.step()
         self._update_ema()
         self.step += 1
-        return {"critic_loss": loss_D.item(), **logs, "generator_loss": adversarial.item(),
+        logs = {"critic_loss": loss_D.item(), **logs, "generator_loss": adversarial.item(),
                 "feature_matching": matching.item()}
+        return logs if summary is None else {**logs, "summary_matching": summary_gap.item()}
 
     def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """Mean over condition groups of ((generated mean - training mean) / training spread)^2, plus
@@ -263,6 +269,17 @@ class Trainer:
             gap = (features.sort(1).values - self.target_sorted[groups].to(fake.device)) / scale[:, None]
             loss = loss + cfg.quantile_matching * (gap ** 2).mean()
         return loss
+
+    def _summary_matching(self, fake: torch.Tensor, groups: torch.Tensor, summary: torch.Tensor | None) -> torch.Tensor:
+        """Hierarchical: mean of ((summary of each generated sample - the summary it was asked for) /
+        the training spread of its condition group)^2. The critic alone would enforce the pairing only
+        as one of many differences it sees; this makes the summary condition binding sample by sample."""
+        if summary is None:
+            return torch.zeros((), device=fake.device)
+        k = self.summary_index
+        made = self.system.generative.physics_features(fake)[:, k].view(len(groups), -1)
+        scale = self.data.target_std[groups, k].to(fake.device)[:, None]
+        return (((made - summary.view(len(groups), -1)) / scale) ** 2).mean()
 
     def _average_gradients(self, model: torch.nn.Module) -> None:
         if self.world == 1:
@@ -294,7 +311,8 @@ class Trainer:
         for g in picks:
             group = data.groups[g]  # conditions drawn from the group's own samples: continuous ones vary
             cond = data.cond[group[torch.randint(len(group), (cfg.monitor_samples,), generator=gen)]]
-            fake = self.G_ema(self.G_ema.latent(cfg.monitor_samples, gen), normalise(cond.to(self.device), self.low, self.high))
+            latent = self.G_ema.latent(cfg.monitor_samples, gen)
+            fake = self.G_ema(latent, self.conditioning.drawn(cond.to(self.device), gen))
             features = self.system.generative.physics_features(fake).cpu()
             mean, err = features.mean(0), features.std(0) / math.sqrt(len(features)) + 1e-6
             pull = (mean - data.target_mean[g]) / err
@@ -339,8 +357,8 @@ class Trainer:
         return {"format": CHECKPOINT_FORMAT, "system": self.system.NAME, "step": self.step,
                 "best_score": self.best_score, "config": asdict(self.config),
                 "network": asdict(self.network_config), "shape": list(self.data.x.shape[1:]),
-                "conditions": list(self.system.CONDITIONS), "condition_low": self.data.low.tolist(),
-                "condition_high": self.data.high.tolist(), "generator": self.G.state_dict(),
+                "conditions": list(self.system.CONDITIONS), "condition_low": self.conditioning.low.tolist(),
+                "condition_high": self.conditioning.high.tolist(), "summary": self.conditioning.summary, "generator": self.G.state_dict(),
                 "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
                 "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict()}
 
@@ -362,6 +380,16 @@ class Trainer:
         self.opt_G.load_state_dict(checkpoint["opt_generator"])
         self.opt_D.load_state_dict(checkpoint["opt_critic"])
         self.step, self.best_score = checkpoint["step"], checkpoint["best_score"]
+
+
+def summary_index(system, config: TrainConfig) -> int | None:
+    """Column of the system's summary feature among its physics features, if generation is hierarchical."""
+    if not config.hierarchical:
+        return None
+    name = getattr(system.generative, "SUMMARY_FEATURE", None)
+    if name is None:
+        raise UserError(f"hierarchical = true: the {system.NAME} system names no summary feature")
+    return system.generative.FEATURE_NAMES.index(name)
 
 
 def resolve_device(device: str, rank: int = 0) -> torch.device:

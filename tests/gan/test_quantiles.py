@@ -1,0 +1,59 @@
+"""The summary model of hierarchical generation: interpolated quantile functions, and the conditioning."""
+import torch
+
+from physgan.gan.conditioning import Conditioning
+from physgan.gan.quantiles import InterpolatedQuantiles
+
+
+def gaussian_training_set(n=100_000):
+    """N(0, 1) at condition 0 and N(4, 3^2) at condition 1."""
+    g = torch.Generator().manual_seed(1)
+    cond = torch.cat([torch.zeros(n), torch.ones(n)])[:, None]
+    values = torch.cat([torch.randn(n, generator=g), 4 + 3 * torch.randn(n, generator=g)])
+    return cond, values
+
+
+def draw(model, c, n=200_000, seed=2):
+    u = torch.rand(n, generator=torch.Generator().manual_seed(seed))
+    return model.sample(torch.full((n, 1), float(c)), u)
+
+
+def test_between_conditions_it_follows_the_wasserstein_geodesic():
+    # Between two Gaussians the W2 geodesic is Gaussian with mean and standard deviation interpolated
+    # linearly (McCann): at t = 1/4, N(1, 1.5^2). A mixture would have mean 1 but sd sqrt(4.75) = 2.18.
+    model = InterpolatedQuantiles.fit(*gaussian_training_set())
+    for c, mean, sd in ((0.0, 0.0, 1.0), (0.25, 1.0, 1.5), (0.5, 2.0, 2.0), (1.0, 4.0, 3.0)):
+        x = draw(model, c)
+        assert abs(x.mean() - mean) < 0.02, c
+        assert abs(x.std() - sd) < 0.03 * sd, c  # 128 levels: the tails beyond 1/256 are flat
+
+
+def test_beyond_the_training_range_it_keeps_the_nearest_distribution():
+    model = InterpolatedQuantiles.fit(*gaussian_training_set(10_000))
+    torch.testing.assert_close(draw(model, -3.0), draw(model, 0.0))
+    torch.testing.assert_close(draw(model, 7.0), draw(model, 1.0))
+
+
+def test_quantile_levels_reproduce_the_training_quantiles():
+    cond, values = gaussian_training_set(10_000)
+    model = InterpolatedQuantiles.fit(cond, values, levels=8)
+    u = (torch.arange(8) + 0.5) / 8
+    expected = torch.quantile(values[10_000:].double(), u.double()).float()
+    torch.testing.assert_close(model.sample(torch.ones(8, 1), u), expected)
+
+
+def test_conditioning_appends_the_normalised_summary_and_survives_a_checkpoint(tmp_path):
+    cond, values = gaussian_training_set(1000)
+    conditioning = Conditioning.fit(2 + cond, values.abs(), "abs_x")
+    assert conditioning.n_inputs == 2
+    got = conditioning.real(torch.tensor([[2.0], [3.0]]), torch.stack([values.abs().min(), values.abs().max()]))
+    torch.testing.assert_close(got, torch.tensor([[-1.0, -1.0], [1.0, 1.0]]))
+    torch.save({"condition_low": conditioning.low.tolist(), "condition_high": conditioning.high.tolist(),
+                "summary": conditioning.summary}, tmp_path / "c.pt")
+    loaded = Conditioning.from_checkpoint(torch.load(tmp_path / "c.pt", weights_only=True))
+    c = torch.full((64, 1), 2.5)
+    drawn = [x.drawn(c, torch.Generator().manual_seed(3)) for x in (conditioning, loaded)]
+    torch.testing.assert_close(drawn[0], drawn[1])
+    assert drawn[0][:, 1].unique().numel() > 32  # a summary drawn per sample
+    plain = Conditioning.fit(cond)
+    assert plain.n_inputs == 1 and plain.summary is None
