@@ -20,22 +20,23 @@ def normalise(cond: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torc
 
 
 class Conditioning:
-    """Raw conditions (B, n_cond) [and summaries (B,)] -> normalised network conditions (B, n_inputs)."""
+    """Raw conditions (B, n_cond) [and summaries (B, S)] -> normalised network conditions (B, n_inputs)."""
 
     def __init__(self, low: torch.Tensor, high: torch.Tensor, summary: dict | None = None):
         self.low, self.high = low.float(), high.float()
-        self.summary = summary  # {"feature", "low", "high", "conditions", "quantiles"} or None
+        self.summary = summary  # {"features", "low", "high"} and the quantile tables, or None
         self.quantiles = InterpolatedQuantiles.from_state(summary) if summary else None
 
     @classmethod
-    def fit(cls, cond: torch.Tensor, summary_values: torch.Tensor | None = None, feature: str = "") -> "Conditioning":
-        """From the training conditions (N, n_cond) and, for hierarchical generation, the summary of every sample."""
+    def fit(cls, cond: torch.Tensor, summary_values: torch.Tensor | None = None, features=()) -> "Conditioning":
+        """From the training conditions (N, n_cond) and, for hierarchical generation, the summaries (N, S)
+        of every sample, named by `features`."""
         low, high = cond.min(0).values, cond.max(0).values
         if summary_values is None:
             return cls(low, high)
         model = InterpolatedQuantiles.fit(cond, summary_values)
-        return cls(low, high, {"feature": feature, "low": float(summary_values.min()),
-                               "high": float(summary_values.max()), **model.state_dict()})
+        return cls(low, high, {"features": list(features), "low": summary_values.min(0).values.float(),
+                               "high": summary_values.max(0).values.float(), **model.state_dict()})
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "Conditioning":
@@ -44,20 +45,19 @@ class Conditioning:
 
     @property
     def n_inputs(self) -> int:
-        return len(self.low) + (self.summary is not None)
+        return len(self.low) + (len(self.summary["features"]) if self.summary else 0)
 
     def real(self, cond: torch.Tensor, summary_values: torch.Tensor | None = None) -> torch.Tensor:
-        """Network conditions for raw conditions and, if hierarchical, the given summaries."""
+        """Network conditions for raw conditions and, if hierarchical, the given summaries (B, S)."""
         x = normalise(cond, self.low.to(cond.device), self.high.to(cond.device))
         if self.summary is None:
             return x
-        s = self.summary
-        span = max(s["high"] - s["low"], 1e-12)
-        return torch.cat([x, (2 * (summary_values.to(cond.device) - s["low"]) / span - 1)[:, None]], dim=1)
+        s = {k: self.summary[k].to(cond.device) for k in ("low", "high")}
+        return torch.cat([x, normalise(summary_values.to(cond.device), s["low"], s["high"])], dim=1)
 
     def drawn(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Network conditions for raw conditions, summaries (if hierarchical) drawn from their model."""
         if self.summary is None:
             return self.real(cond)
-        u = torch.rand(len(cond), generator=generator)
-        return self.real(cond, self.quantiles.sample(cond, u.to(cond.device)))
+        u = torch.rand(len(cond), len(self.summary["features"]), generator=generator)
+        return self.real(cond, self.quantiles.sample(cond, u))

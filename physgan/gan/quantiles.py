@@ -1,6 +1,6 @@
-"""The distribution of one summary number as a function of one continuous condition, for hierarchical
-generation: draw the summary (Ising: |m|) from this model, then the sample from the generator conditioned
-on the condition and the summary.
+"""The distribution of a few summary numbers as a function of one continuous condition, for hierarchical
+generation: draw the summaries (Ising: |m|, then e) from this model, then the sample from the generator
+conditioned on the condition and the summaries.
 
 Why: where a distribution changes steeply with the condition, as the Ising magnetisation does near T_c,
 a convolutional generator shared across conditions does not follow it (README, "Ising GAN results"). The
@@ -21,36 +21,55 @@ from torch import nn
 
 
 class InterpolatedQuantiles(nn.Module):
-    """Quantiles q[j, k] of the summary at training conditions c[j] (increasing) and levels (k + 1/2) / K."""
+    """The joint distribution of S summaries at training conditions c[j] (increasing), as a sequence of
+    quantile functions (Knothe-Rosenblatt): first[j, k], the quantiles of summary 0 at levels
+    (k + 1/2) / K; rest[j, b, k, i], the quantiles of summary i + 1 among the samples in rank bin b (of
+    `bins` equal-count bins) of summary 0. A draw maps S uniform numbers through them; between two
+    training conditions every quantile is interpolated linearly at the same uniform numbers."""
 
-    def __init__(self, conditions: torch.Tensor, quantiles: torch.Tensor):
+    def __init__(self, conditions: torch.Tensor, first: torch.Tensor, rest: torch.Tensor):
         super().__init__()
         self.register_buffer("conditions", conditions.float())
-        self.register_buffer("quantiles", quantiles.float())
+        self.register_buffer("first", first.float())
+        self.register_buffer("rest", rest.float())
 
     @classmethod
-    def fit(cls, cond: torch.Tensor, values: torch.Tensor, levels: int = 128) -> "InterpolatedQuantiles":
-        """From samples: cond (N, 1) one continuous condition, values (N,) the summary of each sample."""
+    def fit(cls, cond: torch.Tensor, values: torch.Tensor, levels: int = 128, bins: int = 16) -> "InterpolatedQuantiles":
+        """From samples: cond (N, 1) one continuous condition, values (N,) or (N, S) the summaries of each sample."""
         if cond.dim() != 2 or cond.shape[1] != 1:
             from physgan.errors import UserError
             raise UserError("hierarchical generation needs exactly one continuous condition")
+        values = values.reshape(len(values), -1).double()
         distinct, which = torch.unique(cond[:, 0], return_inverse=True)
         u = (torch.arange(levels, dtype=torch.float64) + 0.5) / levels
-        quantiles = torch.stack([torch.quantile(values[which == j].double(), u) for j in range(len(distinct))])
-        return cls(distinct, quantiles)
+        first, rest = [], []
+        for j in range(len(distinct)):
+            v = values[which == j]
+            first.append(torch.quantile(v[:, 0], u))
+            ranked = v[torch.argsort(v[:, 0], stable=True)]
+            rest.append(torch.stack([torch.quantile(part[:, 1:], u, dim=0) if v.shape[1] > 1 else
+                                     torch.zeros(levels, 0, dtype=v.dtype) for part in ranked.tensor_split(bins)]))
+        return cls(distinct, torch.stack(first), torch.stack(rest))
 
     @classmethod
     def from_state(cls, state: dict) -> "InterpolatedQuantiles":
-        return cls(state["conditions"], state["quantiles"])
+        return cls(state["conditions"], state["first"], state["rest"])
 
     def sample(self, cond: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Summaries (B,) at conditions cond (B, 1) and quantile levels u (B,) in [0, 1]."""
-        c, q = self.conditions.to(cond.device), self.quantiles.to(cond.device)
+        """Summaries (B, S) at conditions cond (B, 1) for uniform numbers u (B, S) in [0, 1)."""
+        c = self.conditions.to(cond.device)
         above = torch.searchsorted(c, cond[:, 0].contiguous()).clamp(min(1, len(c) - 1), len(c) - 1)
         below = (above - 1).clamp_min(0)
-        span = (c[above] - c[below]).clamp_min(1e-12)
-        weight = ((cond[:, 0] - c[below]) / span).clamp(0, 1)  # 0 or 1 beyond the ends: nearest training condition
-        return torch.lerp(_at_level(q[below], u), _at_level(q[above], u), weight)
+        weight = ((cond[:, 0] - c[below]) / (c[above] - c[below]).clamp_min(1e-12)).clamp(0, 1)  # 0/1 beyond the ends
+        u = u.to(cond.device)
+        between = lambda table: torch.lerp(table(below), table(above), weight)
+        first = self.first.to(cond.device)
+        out = [between(lambda j: _at_level(first[j], u[:, 0]))]
+        rest = self.rest.to(cond.device)
+        bin_of = (u[:, 0] * rest.shape[1]).long().clamp(0, rest.shape[1] - 1)
+        for i in range(rest.shape[-1]):
+            out.append(between(lambda j: _at_level(rest[j, bin_of, :, i], u[:, i + 1])))
+        return torch.stack(out, dim=1)
 
 
 def _at_level(q: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

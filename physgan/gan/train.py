@@ -71,12 +71,13 @@ class TrainConfig:
     group to the expected sorted features of a training group of the same size (0: off): a
     one-dimensional Wasserstein-2 distance per feature, which constrains the whole shape of each
     feature's distribution (e.g. how bimodal m is near T_c), not only its mean and spread"""
-    hierarchical: bool = False
-    """draw the system's summary feature (Ising: |m|) from its interpolated distribution at the condition,
-    then the sample from a generator conditioned on it too (physgan/gan/quantiles.py says why)"""
+    hierarchical: list = field(default_factory=list)
+    """physics features (of the system's FEATURE_NAMES, e.g. ["abs_m"] or ["abs_m", "e"]) drawn first, from
+    their distribution interpolated between training conditions; the generator is conditioned on them
+    too (physgan/gan/quantiles.py says why). Empty: off"""
     summary_matching: float = 5.0
-    """hierarchical: weight of the term ((summary of each generated sample - its target) / training
-    spread)^2 in the generator loss"""
+    """hierarchical: weight of the term ((summaries of each generated sample - the requested ones) /
+    training spread)^2 in the generator loss"""
     augment: bool = True
     """apply the system's exact symmetries to training batches"""
     log_every: int = 10
@@ -175,10 +176,9 @@ class Trainer:
                             f"of {config.group_size} over {self.world} processes")
         self.device = resolve_device(config.device, self.rank)
         self.network_config = build_network_config(system, config.network)
-        self.summary_index = summary_index(system, config)
-        self.conditioning = Conditioning.fit(data.cond, None if self.summary_index is None else
-                                             data.features[:, self.summary_index],
-                                             getattr(system.generative, "SUMMARY_FEATURE", ""))
+        self.summary_index = summary_indices(system, config)
+        self.conditioning = Conditioning.fit(data.cond, data.features[:, self.summary_index] if self.summary_index
+                                             else None, config.hierarchical)
         torch.manual_seed(config.seed)  # initial weights: identical on every rank
         self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(
             tuple(data.x.shape[1:]), self.conditioning.n_inputs, self.network_config))
@@ -208,8 +208,8 @@ class Trainer:
         per_rank = len(groups) // self.world
         groups = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
         x = x.to(self.device)
-        summary = None if self.summary_index is None else \
-            self.system.generative.physics_features(x)[:, self.summary_index]  # the real samples' own
+        summary = self.system.generative.physics_features(x)[:, self.summary_index] if self.summary_index \
+            else None  # the real samples' own
         return x, self.conditioning.real(cond.to(self.device), summary), latent, groups, eps, summary
 
     def _set_learning_rates(self) -> None:
@@ -276,10 +276,10 @@ class Trainer:
         as one of many differences it sees; this makes the summary condition binding sample by sample."""
         if summary is None:
             return torch.zeros((), device=fake.device)
-        k = self.summary_index
-        made = self.system.generative.physics_features(fake)[:, k].view(len(groups), -1)
-        scale = self.data.target_std[groups, k].to(fake.device)[:, None]
-        return (((made - summary.view(len(groups), -1)) / scale) ** 2).mean()
+        k, n = self.summary_index, len(groups)
+        made = self.system.generative.physics_features(fake)[:, k].view(n, -1, len(k))
+        scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
+        return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
 
     def _average_gradients(self, model: torch.nn.Module) -> None:
         if self.world == 1:
@@ -382,14 +382,15 @@ class Trainer:
         self.step, self.best_score = checkpoint["step"], checkpoint["best_score"]
 
 
-def summary_index(system, config: TrainConfig) -> int | None:
-    """Column of the system's summary feature among its physics features, if generation is hierarchical."""
-    if not config.hierarchical:
-        return None
-    name = getattr(system.generative, "SUMMARY_FEATURE", None)
-    if name is None:
-        raise UserError(f"hierarchical = true: the {system.NAME} system names no summary feature")
-    return system.generative.FEATURE_NAMES.index(name)
+def summary_indices(system, config: TrainConfig) -> list[int]:
+    """Columns of the hierarchical summaries among the system's physics features (empty: not hierarchical)."""
+    names = list(system.generative.FEATURE_NAMES)
+    for name in config.hierarchical:
+        if name not in names:
+            raise UserError(f"hierarchical: {name!r} is not a {system.NAME} physics feature ({', '.join(names)})")
+    if len(set(config.hierarchical)) < len(config.hierarchical):
+        raise UserError("hierarchical: a feature is named twice")
+    return [names.index(name) for name in config.hierarchical]
 
 
 def resolve_device(device: str, rank: int = 0) -> torch.device:

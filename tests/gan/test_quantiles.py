@@ -14,8 +14,8 @@ def gaussian_training_set(n=100_000):
 
 
 def draw(model, c, n=200_000, seed=2):
-    u = torch.rand(n, generator=torch.Generator().manual_seed(seed))
-    return model.sample(torch.full((n, 1), float(c)), u)
+    u = torch.rand(n, model.rest.shape[-1] + 1, generator=torch.Generator().manual_seed(seed))
+    return model.sample(torch.full((n, 1), float(c)), u)[:, 0]
 
 
 def test_between_conditions_it_follows_the_wasserstein_geodesic():
@@ -39,14 +39,31 @@ def test_quantile_levels_reproduce_the_training_quantiles():
     model = InterpolatedQuantiles.fit(cond, values, levels=8)
     u = (torch.arange(8) + 0.5) / 8
     expected = torch.quantile(values[10_000:].double(), u.double()).float()
-    torch.testing.assert_close(model.sample(torch.ones(8, 1), u), expected)
+    torch.testing.assert_close(model.sample(torch.ones(8, 1), u[:, None])[:, 0], expected)
+
+
+def test_a_second_summary_keeps_its_correlation_with_the_first():
+    # (x, y) standard normal with correlation rho at condition 0 and -rho at condition 1. Drawn through
+    # the rank bins of x, the pairs keep the correlation (16 bins: rho slightly diluted within a bin),
+    # and y's marginal stays N(0, 1) at both ends.
+    g = torch.Generator().manual_seed(4)
+    n, rho = 50_000, 0.8
+    x = torch.randn(2 * n, generator=g)
+    sign = torch.cat([torch.ones(n), -torch.ones(n)])
+    y = sign * rho * x + (1 - rho ** 2) ** 0.5 * torch.randn(2 * n, generator=g)
+    model = InterpolatedQuantiles.fit((sign < 0).float()[:, None], torch.stack([x, y], dim=1))
+    u = torch.rand(n, 2, generator=torch.Generator().manual_seed(5))
+    for c, expected in ((0.0, rho), (1.0, -rho)):
+        drawn = model.sample(torch.full((n, 1), c), u)
+        assert abs(torch.corrcoef(drawn.T)[0, 1] - expected) < 0.02
+        assert abs(drawn[:, 1].std() - 1) < 0.02 and abs(drawn[:, 1].mean()) < 0.02
 
 
 def test_conditioning_appends_the_normalised_summary_and_survives_a_checkpoint(tmp_path):
     cond, values = gaussian_training_set(1000)
-    conditioning = Conditioning.fit(2 + cond, values.abs(), "abs_x")
+    conditioning = Conditioning.fit(2 + cond, values.abs()[:, None], ["abs_x"])
     assert conditioning.n_inputs == 2
-    got = conditioning.real(torch.tensor([[2.0], [3.0]]), torch.stack([values.abs().min(), values.abs().max()]))
+    got = conditioning.real(torch.tensor([[2.0], [3.0]]), torch.stack([values.abs().min(), values.abs().max()])[:, None])
     torch.testing.assert_close(got, torch.tensor([[-1.0, -1.0], [1.0, 1.0]]))
     torch.save({"condition_low": conditioning.low.tolist(), "condition_high": conditioning.high.tolist(),
                 "summary": conditioning.summary}, tmp_path / "c.pt")

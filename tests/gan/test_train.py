@@ -262,12 +262,13 @@ def test_a_stopped_run_resumes_with_its_monte_carlo_and_checkpoint(tmp_path, cap
 
 
 def test_hierarchical_runs_carry_their_summary_model_into_sampling(small_ising_file, tmp_path):
-    trainer = train(small_ising_file, tmp_path / "h", tiny_config(steps=2, hierarchical=True), quiet=True)
-    assert trainer.G.embed.net[0].in_features == 2  # conditioned on T and |m|
+    config = tiny_config(steps=2, hierarchical=["abs_m", "e"])
+    trainer = train(small_ising_file, tmp_path / "h", config, quiet=True)
+    assert trainer.G.embed.net[0].in_features == 3  # conditioned on T, |m| and e
     checkpoint = load_checkpoint(tmp_path / "h/checkpoints/best.pt")
     summary = checkpoint["summary"]
-    assert summary["feature"] == "abs_m" and summary["conditions"].tolist() == pytest.approx([1.8, 2.269, 3.0])
-    assert torch.all(summary["quantiles"].diff(dim=1) >= 0)
+    assert summary["features"] == ["abs_m", "e"] and summary["conditions"].tolist() == pytest.approx([1.8, 2.269, 3.0])
+    assert torch.all(summary["first"].diff(dim=1) >= 0) and torch.all(summary["rest"].diff(dim=2) >= 0)
     line = json.loads((tmp_path / "h/log.jsonl").read_text().splitlines()[0])
     assert line["summary_matching"] > 0
     sample_to_file(tmp_path / "h/checkpoints/best.pt", tmp_path / "gen.h5", {"T": "2.5", "n": 20}, batch_size=8,
@@ -278,7 +279,7 @@ def test_hierarchical_runs_carry_their_summary_model_into_sampling(small_ising_f
 def test_the_summary_term_vanishes_when_every_sample_has_its_summary(small_ising_file, tmp_path):
     system = get_system("ising")
     data = prepare_data(system, open_samples(small_ising_file))
-    trainer = Trainer(system, data, tiny_config(hierarchical=True), tmp_path)
+    trainer = Trainer(system, data, tiny_config(hierarchical=["abs_m"]), tmp_path)
     real, _, _, groups, _, summary = trainer._inputs(torch.Generator().manual_seed(0))
     assert trainer._summary_matching(real, groups, summary).item() == 0
     flipped = real.clone()
@@ -287,10 +288,12 @@ def test_the_summary_term_vanishes_when_every_sample_has_its_summary(small_ising
     assert trainer._summary_matching(flipped, groups, summary).item() == pytest.approx(float(expected), rel=1e-4)
 
 
-def test_hierarchical_needs_a_system_with_a_summary_feature():
-    from physgan.gan.train import summary_index
+def test_hierarchical_summaries_must_be_physics_features():
+    from physgan.gan.train import summary_indices
 
-    assert summary_index(get_system("ising"), tiny_config(hierarchical=True)) == 1
-    assert summary_index(get_system("jets"), tiny_config()) is None
-    with pytest.raises(UserError, match="names no summary feature"):
-        summary_index(get_system("jets"), tiny_config(hierarchical=True))
+    ising = get_system("ising")
+    assert summary_indices(ising, tiny_config(hierarchical=["abs_m", "e"])) == [1, 0]
+    assert summary_indices(ising, tiny_config()) == []
+    for names, message in ((["m2"], "not a ising physics feature"), (["e", "e"], "named twice")):
+        with pytest.raises(UserError, match=message):
+            summary_indices(ising, tiny_config(hierarchical=names))

@@ -31,7 +31,6 @@ from torch import nn
 from physgan.gan.nets import ConditionEmbedding, FiLM, PeriodicResBlock, dilations, mlp
 
 FEATURE_NAMES = ("e", "abs_m")  # physics features matched per temperature and monitored during training
-SUMMARY_FEATURE = "abs_m"  # hierarchical generation: the order parameter, drawn first (its T dependence is the steep one)
 
 
 @dataclass
