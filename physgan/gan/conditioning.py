@@ -55,9 +55,16 @@ class Conditioning:
         s = {k: self.summary[k].to(cond.device) for k in ("low", "high")}
         return torch.cat([x, normalise(summary_values.to(cond.device), s["low"], s["high"])], dim=1)
 
-    def drawn(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Network conditions for raw conditions, summaries (if hierarchical) drawn from their model."""
+    def draw_summaries(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
+        """Summaries (B, S) drawn from their model at raw conditions (B, n_cond); None if not hierarchical."""
         if self.summary is None:
-            return self.real(cond)
+            return None
         u = torch.rand(len(cond), len(self.summary["features"]), generator=generator)
-        return self.real(cond, self.quantiles.sample(cond, u))
+        return self.quantiles.sample(cond, u)
+
+    def named(self, summaries: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """The requested summaries by feature name, added to the generator's latent: a generator may
+        impose one exactly (Ising: network.impose_magnetisation)."""
+        if summaries is None:
+            return {}
+        return {name: summaries[:, i] for i, name in enumerate(self.summary["features"])}

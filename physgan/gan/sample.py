@@ -34,7 +34,8 @@ def generate(generator, checkpoint: dict, cond: torch.Tensor, *, batch_size: int
     for start in range(0, len(cond), batch_size):
         c = cond[start:start + batch_size].to(device)
         latent = generator.latent(len(c), rng)
-        yield generator(latent, conditioning.drawn(c, rng)), c
+        summaries = conditioning.draw_summaries(c, rng)
+        yield generator({**latent, **conditioning.named(summaries)}, conditioning.real(c, summaries)), c
 
 
 def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_condition: int | None = None, *,

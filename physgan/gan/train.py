@@ -71,7 +71,7 @@ class TrainConfig:
     group to the expected sorted features of a training group of the same size (0: off): a
     one-dimensional Wasserstein-2 distance per feature, which constrains the whole shape of each
     feature's distribution (e.g. how bimodal m is near T_c), not only its mean and spread"""
-    hierarchical: list = field(default_factory=list)
+    hierarchical: list[str] = field(default_factory=list)
     """physics features (of the system's FEATURE_NAMES, e.g. ["abs_m"] or ["abs_m", "e"]) drawn first, from
     their distribution interpolated between training conditions; the generator is conditioned on them
     too (physgan/gan/quantiles.py says why). Empty: off"""
@@ -210,6 +210,7 @@ class Trainer:
         x = x.to(self.device)
         summary = self.system.generative.physics_features(x)[:, self.summary_index] if self.summary_index \
             else None  # the real samples' own
+        latent.update(self.conditioning.named(summary))
         return x, self.conditioning.real(cond.to(self.device), summary), latent, groups, eps, summary
 
     def _set_learning_rates(self) -> None:
@@ -312,7 +313,8 @@ class Trainer:
             group = data.groups[g]  # conditions drawn from the group's own samples: continuous ones vary
             cond = data.cond[group[torch.randint(len(group), (cfg.monitor_samples,), generator=gen)]]
             latent = self.G_ema.latent(cfg.monitor_samples, gen)
-            fake = self.G_ema(latent, self.conditioning.drawn(cond.to(self.device), gen))
+            summaries = self.conditioning.draw_summaries(cond.to(self.device), gen)
+            fake = self.G_ema({**latent, **self.conditioning.named(summaries)}, self.conditioning.real(cond.to(self.device), summaries))
             features = self.system.generative.physics_features(fake).cpu()
             mean, err = features.mean(0), features.std(0) / math.sqrt(len(features)) + 1e-6
             pull = (mean - data.target_mean[g]) / err

@@ -69,8 +69,9 @@ def test_conditioning_appends_the_normalised_summary_and_survives_a_checkpoint(t
                 "summary": conditioning.summary}, tmp_path / "c.pt")
     loaded = Conditioning.from_checkpoint(torch.load(tmp_path / "c.pt", weights_only=True))
     c = torch.full((64, 1), 2.5)
-    drawn = [x.drawn(c, torch.Generator().manual_seed(3)) for x in (conditioning, loaded)]
+    drawn = [x.draw_summaries(c, torch.Generator().manual_seed(3)) for x in (conditioning, loaded)]
     torch.testing.assert_close(drawn[0], drawn[1])
-    assert drawn[0][:, 1].unique().numel() > 32  # a summary drawn per sample
+    assert drawn[0].unique().numel() > 32  # a summary drawn per sample
+    assert conditioning.named(drawn[0])["abs_x"] is not None and conditioning.real(c, drawn[0]).shape == (64, 2)
     plain = Conditioning.fit(cond)
-    assert plain.n_inputs == 1 and plain.summary is None
+    assert plain.n_inputs == 1 and plain.draw_summaries(c, torch.Generator()) is None and plain.named(None) == {}

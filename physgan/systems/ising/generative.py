@@ -54,6 +54,9 @@ class NetworkConfig:
     global_context: bool = False
     """dilated generator: before each block, add to every site a learned function of the block input's
     lattice average, so the generator can steer a whole lattice to a requested |m| (hierarchical training)"""
+    impose_magnetisation: bool = False
+    """hierarchical training with |m| a summary (train.hierarchical = ["abs_m", ...]): threshold each
+    generated lattice at the level that gives exactly the requested |m|"""
     embed_dim: int = 32
     """temperature embedding width"""
     condition_frequencies: int = 0
@@ -152,8 +155,29 @@ def straight_through_sign(x: torch.Tensor) -> torch.Tensor:
     return x + (hard - x).detach()
 
 
+def magnetisation_threshold(logits: torch.Tensor, abs_m: torch.Tensor) -> torch.Tensor:
+    """Per lattice (B, 1, 1, 1), the level between the sorted logits (B, 1, L, L) that leaves
+    N (1 - |m|) / 2 sites below it (rounded), so sign(logits - level) has magnetisation |m| exactly."""
+    flat = logits.detach().flatten(1)
+    n = flat.shape[1]
+    below = ((1 - abs_m.to(flat.device).clamp(0, 1)) * n / 2).round().long()[:, None]
+    infinity = torch.full_like(flat[:, :1], torch.inf)
+    ordered = torch.cat([-infinity, flat.sort(dim=1).values, infinity], dim=1)
+    level = (ordered.gather(1, below) + ordered.gather(1, below + 1)) / 2
+    return level.view(-1, 1, 1, 1)
+
+
 def output_spins(logits: torch.Tensor, latent: dict[str, torch.Tensor], config: NetworkConfig) -> torch.Tensor:
-    """The generators' last step: tanh, straight-through +-1, then each sample's random symmetry element."""
+    """The generators' last step: tanh, straight-through +-1, then each sample's random symmetry element.
+
+    With impose_magnetisation the order parameter is set exactly, by thresholding at the requested |m|:
+    what the network then learns is where the minority spins go (domains, the energy), not how many there
+    are. The threshold is treated as a constant in the gradient."""
+    if config.impose_magnetisation:
+        if "abs_m" not in latent:
+            from physgan.errors import UserError
+            raise UserError("network.impose_magnetisation needs abs_m among train.hierarchical")
+        logits = logits - magnetisation_threshold(logits, latent["abs_m"])
     x = torch.tanh(logits)
     if config.straight_through:
         x = straight_through_sign(x)

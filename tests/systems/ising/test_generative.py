@@ -121,3 +121,16 @@ def test_global_context_starts_as_the_identity_and_keeps_translation_invariance(
         torch.nn.init.normal_(layer.weight)
     shifted = {**latent, "field": torch.roll(latent["field"], (3, 5), dims=(-2, -1))}
     torch.testing.assert_close(with_context(shifted, cond), torch.roll(with_context(latent, cond), (3, 5), dims=(-2, -1)))
+
+
+@pytest.mark.parametrize("abs_m", [0.0, 2 / 64, 0.5, 1.0])
+def test_imposed_magnetisation_is_exact(abs_m):
+    config = generative.NetworkConfig(impose_magnetisation=True, symmetrize=False)
+    logits = torch.randn(5, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    spins = generative.output_spins(logits, {"abs_m": torch.full((5,), abs_m)}, config)
+    torch.testing.assert_close(spins.mean(dim=(1, 2, 3)), torch.full((5,), abs_m))
+    # the threshold keeps the largest logits up: the order of the field decides where the minority goes
+    up = spins.flatten(1) > 0
+    assert torch.all(logits.flatten(1)[up].view(5, -1).min(1).values[:, None] >= logits.flatten(1)[~up].view(5, -1))
+    with pytest.raises(UserError, match="impose_magnetisation"):
+        generative.output_spins(logits, {}, config)
