@@ -51,9 +51,6 @@ class NetworkConfig:
     """channels of per-site Gaussian noise"""
     noise_scales: int = 0
     """dilated generator: also feed the site noise smoothed (circularly) at widths 1, 2, 4, ... sites"""
-    global_context: bool = False
-    """dilated generator: before each block, add to every site a learned function of the block input's
-    lattice average, so the generator can steer a whole lattice to a requested |m| (hierarchical training)"""
     impose_magnetisation: bool = False
     """hierarchical training with |m| a summary (train.hierarchical = ["abs_m", ...]): threshold each
     generated lattice at the level that gives exactly the requested |m|"""
@@ -76,9 +73,8 @@ class NetworkConfig:
 
         if self.generator not in ("dilated", "pyramid"):
             raise UserError(f"network.generator must be 'dilated' or 'pyramid', not {self.generator!r}")
-        for option in ("noise_scales", "global_context"):  # options of the dilated generator only
-            if getattr(self, option) and self.generator == "pyramid":
-                raise UserError(f"network.{option} applies to the dilated generator, not the pyramid")
+        if self.noise_scales and self.generator == "pyramid":  # it draws its own noise at every scale
+            raise UserError("network.noise_scales applies to the dilated generator, not the pyramid")
 
 
 def spin_correlation(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -201,9 +197,6 @@ class Generator(nn.Module):
         # coarse to fine: long-range structure first, local alignment (set by e) decided last
         self.blocks = nn.ModuleList(PeriodicResBlock(c, config.embed_dim, d)
                                     for d in reversed(dilations(config.blocks, L)))
-        # A lattice average is invariant under translations, so feeding it back keeps the exact symmetry;
-        # convolutions alone see it only through a learned approximation of a whole-lattice sum.
-        self.context = nn.ModuleList(_zero_linear(c) for _ in self.blocks) if config.global_context else None
         self.out = nn.Conv2d(c, 1, 1)
 
     def latent(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -219,19 +212,9 @@ class Generator(nn.Module):
         field = multiscale_noise(latent["field"].to(device), self.config.noise_scales)
         h = self.stem(field) + self.from_z(latent["z"].to(device))[:, :, None, None]
         h = self.z_film(h, embedding)
-        for i, block in enumerate(self.blocks):
-            if self.context is not None:
-                h = h + self.context[i](h.mean(dim=(2, 3)))[:, :, None, None]
+        for block in self.blocks:
             h = block(h, embedding)
         return output_spins(self.out(h), latent, self.config)
-
-
-def _zero_linear(channels: int) -> nn.Linear:
-    """A channels -> channels map that starts at zero (the generator starts as without it)."""
-    layer = nn.Linear(channels, channels)
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
-    return layer
 
 
 class PyramidGenerator(nn.Module):

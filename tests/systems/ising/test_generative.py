@@ -105,24 +105,6 @@ def test_spin_correlation_closed_forms_and_critic_with_correlation_features():
     assert D(torch.cat([checkerboard, stripes]), torch.zeros(2, 1)).shape == (2,)
 
 
-def test_global_context_starts_as_the_identity_and_keeps_translation_invariance():
-    from physgan.systems.ising.generative import Generator, NetworkConfig
-
-    torch.manual_seed(0)
-    plain = Generator(8, 2, NetworkConfig(channels=8, blocks=2, symmetrize=False, straight_through=False))
-    config = NetworkConfig(channels=8, blocks=2, symmetrize=False, straight_through=False, global_context=True)
-    with_context = Generator(8, 2, config)
-    missing = with_context.load_state_dict(plain.state_dict(), strict=False).missing_keys
-    assert missing and all(key.startswith("context.") for key in missing)
-    latent = plain.latent(4, torch.Generator().manual_seed(1))
-    cond = torch.zeros(4, 2)
-    torch.testing.assert_close(with_context(latent, cond), plain(latent, cond))  # zero-initialised
-    for layer in with_context.context:
-        torch.nn.init.normal_(layer.weight)
-    shifted = {**latent, "field": torch.roll(latent["field"], (3, 5), dims=(-2, -1))}
-    torch.testing.assert_close(with_context(shifted, cond), torch.roll(with_context(latent, cond), (3, 5), dims=(-2, -1)))
-
-
 @pytest.mark.parametrize("abs_m", [0.0, 2 / 64, 0.5, 1.0])
 def test_imposed_magnetisation_is_exact(abs_m):
     config = generative.NetworkConfig(impose_magnetisation=True, symmetrize=False)
