@@ -389,7 +389,8 @@ def summary_indices(system, config: TrainConfig) -> list[int]:
     names = list(system.generative.FEATURE_NAMES)
     for name in config.hierarchical:
         if name not in names:
-            raise UserError(f"hierarchical: {name!r} is not a {system.NAME} physics feature ({', '.join(names)})")
+            raise UserError(f"hierarchical: {name!r} is not one of the {system.NAME} physics features "
+                            f"({', '.join(names)})")
     if len(set(config.hierarchical)) < len(config.hierarchical):
         raise UserError("hierarchical: a feature is named twice")
     return [names.index(name) for name in config.hierarchical]

@@ -194,6 +194,7 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     (["sample", "--checkpoint", "{tmp}/missing.pt", "--T", "2", "--out", "{tmp}/g.h5"], "no such checkpoint"),
     (["run", "ising", "--preset", "nope", "--out", "{tmp}/r"], "unknown preset"),
     (["run", "ising", "--out", "{tmp}/r", "--set", "train.network.generator=unet"], "network.generator"),
+    (["run", "ising", "--out", "{tmp}/r", "--set", 'train.hierarchical=["m2"]'], "not one of the ising physics features"),
 ])
 def test_bad_training_and_sampling_inputs(small_ising_file, tmp_path, capsys, args, message):
     args = [a.format(data=small_ising_file, tmp=tmp_path) for a in args]
@@ -294,6 +295,6 @@ def test_hierarchical_summaries_must_be_physics_features():
     ising = get_system("ising")
     assert summary_indices(ising, tiny_config(hierarchical=["abs_m", "e"])) == [1, 0]
     assert summary_indices(ising, tiny_config()) == []
-    for names, message in ((["m2"], "not a ising physics feature"), (["e", "e"], "named twice")):
+    for names, message in ((["m2"], "not one of the ising physics features"), (["e", "e"], "named twice")):
         with pytest.raises(UserError, match=message):
             summary_indices(ising, tiny_config(hierarchical=names))
