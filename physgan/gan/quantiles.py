@@ -34,7 +34,8 @@ class InterpolatedQuantiles(nn.Module):
         self.register_buffer("rest", rest.float())
 
     @classmethod
-    def fit(cls, cond: torch.Tensor, values: torch.Tensor, levels: int = 128, bins: int = 16) -> "InterpolatedQuantiles":
+    def fit(cls, cond: torch.Tensor, values: torch.Tensor, levels: int = 128,
+            bins: int = 16) -> "InterpolatedQuantiles":
         """From samples: cond (N, 1) one continuous condition, values (N,) or (N, S) the summaries of each sample."""
         if cond.dim() != 2 or cond.shape[1] != 1:
             from physgan.errors import UserError

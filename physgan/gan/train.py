@@ -312,9 +312,10 @@ class Trainer:
         for g in picks:
             group = data.groups[g]  # conditions drawn from the group's own samples: continuous ones vary
             cond = data.cond[group[torch.randint(len(group), (cfg.monitor_samples,), generator=gen)]]
+            cond = cond.to(self.device)
             latent = self.G_ema.latent(cfg.monitor_samples, gen)
-            summaries = self.conditioning.draw_summaries(cond.to(self.device), gen)
-            fake = self.G_ema({**latent, **self.conditioning.named(summaries)}, self.conditioning.real(cond.to(self.device), summaries))
+            summaries = self.conditioning.draw_summaries(cond, gen)
+            fake = self.G_ema({**latent, **self.conditioning.named(summaries)}, self.conditioning.real(cond, summaries))
             features = self.system.generative.physics_features(fake).cpu()
             mean, err = features.mean(0), features.std(0) / math.sqrt(len(features)) + 1e-6
             pull = (mean - data.target_mean[g]) / err
@@ -360,7 +361,8 @@ class Trainer:
                 "best_score": self.best_score, "config": asdict(self.config),
                 "network": asdict(self.network_config), "shape": list(self.data.x.shape[1:]),
                 "conditions": list(self.system.CONDITIONS), "condition_low": self.conditioning.low.tolist(),
-                "condition_high": self.conditioning.high.tolist(), "summary": self.conditioning.summary, "generator": self.G.state_dict(),
+                "condition_high": self.conditioning.high.tolist(), "summary": self.conditioning.summary,
+                "generator": self.G.state_dict(),
                 "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
                 "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict()}
 

@@ -63,7 +63,8 @@ def test_conditioning_appends_the_normalised_summary_and_survives_a_checkpoint(t
     cond, values = gaussian_training_set(1000)
     conditioning = Conditioning.fit(2 + cond, values.abs()[:, None], ["abs_x"])
     assert conditioning.n_inputs == 2
-    got = conditioning.real(torch.tensor([[2.0], [3.0]]), torch.stack([values.abs().min(), values.abs().max()])[:, None])
+    extremes = torch.stack([values.abs().min(), values.abs().max()])[:, None]
+    got = conditioning.real(torch.tensor([[2.0], [3.0]]), extremes)
     torch.testing.assert_close(got, torch.tensor([[-1.0, -1.0], [1.0, 1.0]]))
     torch.save({"condition_low": conditioning.low.tolist(), "condition_high": conditioning.high.tolist(),
                 "summary": conditioning.summary}, tmp_path / "c.pt")
