@@ -1,10 +1,10 @@
 """What the networks receive as their condition, shared by training, monitoring and sampling.
 
 Each raw condition column is mapped from its training range onto [-1, 1]. With hierarchical generation
-(TrainConfig.hierarchical) one more column follows: the system's summary feature (Ising: |m|), normalised
-the same way. In training it is the summary of the real sample the condition came from, so the critic
-judges p(sample | condition, summary) on matched pairs; when generating it is drawn from the summary's
-conditional distribution (physgan/gan/quantiles.py).
+(TrainConfig.hierarchical) one more column follows per summary feature (Ising: |m|, optionally e),
+normalised the same way. In training they are the summaries of the real sample the condition came from,
+so the critic judges p(sample | condition, summaries) on matched pairs; when generating they are drawn
+from their conditional distribution (physgan/gan/quantiles.py).
 """
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ conditions the linear interpolation of their quantile functions. For distributio
 Wasserstein-2 geodesic (displacement interpolation, McCann 1997), which moves probability mass along the
 line instead of mixing the two distributions, so a distribution that shifts with the condition keeps its
 shape in between. It needs no training, is exact at the training conditions, and outside the training
-range it keeps the distribution of the nearest end.
+range it keeps the distribution of the nearest end. A second summary is drawn from its quantiles within
+rank bins of the first, which keeps the two correlated (e and |m| are, strongly, below T_c).
 """
 from __future__ import annotations
 

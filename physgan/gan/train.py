@@ -176,8 +176,8 @@ class Trainer:
                             f"of {config.group_size} over {self.world} processes")
         self.device = resolve_device(config.device, self.rank)
         self.network_config = build_network_config(system, config.network)
-        self.summary_index = summary_indices(system, config)
-        self.conditioning = Conditioning.fit(data.cond, data.features[:, self.summary_index] if self.summary_index
+        self.summary_columns = summary_indices(system, config)
+        self.conditioning = Conditioning.fit(data.cond, data.features[:, self.summary_columns] if self.summary_columns
                                              else None, config.hierarchical)
         torch.manual_seed(config.seed)  # initial weights: identical on every rank
         self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(
@@ -208,7 +208,7 @@ class Trainer:
         per_rank = len(groups) // self.world
         groups = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
         x = x.to(self.device)
-        summary = self.system.generative.physics_features(x)[:, self.summary_index] if self.summary_index \
+        summary = self.system.generative.physics_features(x)[:, self.summary_columns] if self.summary_columns \
             else None  # the real samples' own
         latent.update(self.conditioning.named(summary))
         return x, self.conditioning.real(cond.to(self.device), summary), latent, groups, eps, summary
@@ -277,7 +277,7 @@ class Trainer:
         as one of many differences it sees; this makes the summary condition binding sample by sample."""
         if summary is None:
             return torch.zeros((), device=fake.device)
-        k, n = self.summary_index, len(groups)
+        k, n = self.summary_columns, len(groups)
         made = self.system.generative.physics_features(fake)[:, k].view(n, -1, len(k))
         scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
         return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
@@ -389,6 +389,9 @@ class Trainer:
 def summary_indices(system, config: TrainConfig) -> list[int]:
     """Columns of the hierarchical summaries among the system's physics features (empty: not hierarchical)."""
     names = list(system.generative.FEATURE_NAMES)
+    if config.hierarchical and len(system.CONDITIONS) != 1:  # the summary model interpolates along one condition
+        raise UserError(f"hierarchical generation needs one continuous condition; {system.NAME} has "
+                        f"{len(system.CONDITIONS)} ({', '.join(system.CONDITIONS)})")
     for name in config.hierarchical:
         if name not in names:
             raise UserError(f"hierarchical: {name!r} is not one of the {system.NAME} physics features "

@@ -295,6 +295,8 @@ def test_hierarchical_summaries_must_be_physics_features():
     ising = get_system("ising")
     assert summary_indices(ising, tiny_config(hierarchical=["abs_m", "e"])) == [1, 0]
     assert summary_indices(ising, tiny_config()) == []
+    with pytest.raises(UserError, match="one continuous condition"):
+        summary_indices(get_system("jets"), tiny_config(hierarchical=["mass"]))
     for names, message in ((["m2"], "not one of the ising physics features"), (["e", "e"], "named twice")):
         with pytest.raises(UserError, match=message):
             summary_indices(ising, tiny_config(hierarchical=names))
