@@ -158,12 +158,13 @@ def expected_sorted_features(data: TrainingData, group_size: int, draws: int = 5
 
 
 def draw_batch(data: TrainingData, config: TrainConfig, generator: torch.Generator):
-    """A global batch: random condition groups, then group_size random samples from each."""
+    """A global batch: random condition groups, then group_size random samples from each.
+    Returns the stored samples, their raw conditions, the groups drawn and the samples' indices."""
     n_groups = config.batch_size // config.group_size
     which = torch.randint(len(data.groups), (n_groups,), generator=generator)
     index = torch.cat([data.groups[g][torch.randint(len(data.groups[g]), (config.group_size,), generator=generator)]
                        for g in which.tolist()])
-    return data.x[index], data.cond[index], which
+    return data.x[index], data.cond[index], which, index
 
 
 class Trainer:
@@ -197,21 +198,21 @@ class Trainer:
         return [t[piece] for t in tensors]
 
     def _inputs(self, generator: torch.Generator):
-        x, cond, groups = draw_batch(self.data, self.config, generator)
+        x, cond, groups, index = draw_batch(self.data, self.config, generator)
+        # hierarchical: the real samples' own summaries (the symmetries leave the physics features unchanged)
+        summary = self.data.features[index][:, self.summary_columns]
         x = self.system.generative.to_float(x)
         if self.config.augment:
             x = self.system.generative.apply_symmetry(x, self.system.generative.symmetry_codes(len(x), generator))
         latent = self.G.latent(len(x), generator)
         eps = torch.rand(len(x), generator=generator)  # gradient-penalty interpolation weights
-        x, cond, eps = self._my_slice(x, cond, eps)
+        x, cond, eps, summary = self._my_slice(x, cond, eps, summary)
         latent = dict(zip(latent, self._my_slice(*latent.values())))
         per_rank = len(groups) // self.world
         groups = groups[self.rank * per_rank:(self.rank + 1) * per_rank]
-        x = x.to(self.device)
-        summary = self.system.generative.physics_features(x)[:, self.summary_columns] if self.summary_columns \
-            else None  # the real samples' own
+        summary = summary.to(self.device) if self.summary_columns else None
         latent.update(self.conditioning.named(summary))
-        return x, self.conditioning.real(cond.to(self.device), summary), latent, groups, eps, summary
+        return x.to(self.device), self.conditioning.real(cond.to(self.device), summary), latent, groups, eps, summary
 
     def _set_learning_rates(self) -> None:
         """Constant, then linear to zero over the last lr_decay of the run: a settling game ends more
