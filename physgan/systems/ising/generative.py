@@ -51,9 +51,15 @@ class NetworkConfig:
     """channels of per-site Gaussian noise"""
     noise_scales: int = 0
     """dilated generator: also feed the site noise smoothed (circularly) at widths 1, 2, 4, ... sites"""
+    noise_gates: bool = False
+    """with noise_scales: multiply each noise input (white and every smoothed copy) by a gain set by T,
+    so the mixture of scales reaching the lattice can change with temperature"""
     impose_magnetisation: bool = False
     """hierarchical training with |m| a summary (train.hierarchical = ["abs_m", ...]): threshold each
     generated lattice at the level that gives exactly the requested |m|"""
+    scale_invariant: bool = False
+    """divide each lattice's (thresholded) logits by their rms before tanh: the +-1 output is unchanged,
+    but the surrogate gradient can no longer grow the logits until tanh saturates"""
     embed_dim: int = 32
     """temperature embedding width"""
     condition_frequencies: int = 0
@@ -75,6 +81,8 @@ class NetworkConfig:
             raise UserError(f"network.generator must be 'dilated' or 'pyramid', not {self.generator!r}")
         if self.noise_scales and self.generator == "pyramid":  # it draws its own noise at every scale
             raise UserError("network.noise_scales applies to the dilated generator, not the pyramid")
+        if self.noise_gates and self.generator == "pyramid":
+            raise UserError("network.noise_gates applies to the dilated generator, not the pyramid")
 
 
 def spin_correlation(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -157,8 +165,9 @@ def magnetisation_threshold(logits: torch.Tensor, abs_m: torch.Tensor) -> torch.
     flat = logits.detach().flatten(1)
     n = flat.shape[1]
     below = ((1 - abs_m.to(flat.device).clamp(0, 1)) * n / 2).round().long()[:, None]
-    infinity = torch.full_like(flat[:, :1], torch.inf)
-    ordered = torch.cat([-infinity, flat.sort(dim=1).values, infinity], dim=1)
+    ordered = flat.sort(dim=1).values
+    # finite ends (|m| = 1 puts the level beyond every site): the field minus the level stays finite
+    ordered = torch.cat([ordered[:, :1] - 1, ordered, ordered[:, -1:] + 1], dim=1)
     level = (ordered.gather(1, below) + ordered.gather(1, below + 1)) / 2
     return level.view(-1, 1, 1, 1)
 
@@ -168,12 +177,19 @@ def output_spins(logits: torch.Tensor, latent: dict[str, torch.Tensor], config: 
 
     With impose_magnetisation the order parameter is set exactly, by thresholding at the requested |m|:
     what the network then learns is where the minority spins go (domains, the energy), not how many there
-    are. The threshold is treated as a constant in the gradient."""
+    are. The threshold is treated as a constant in the gradient.
+
+    Why scale_invariant: the emitted spins depend only on the signs of the logits, but the straight-through
+    surrogate tanh(logits) rewards making them larger, and once a lattice's logits are large everywhere
+    tanh' vanishes and the lattice stops learning (seen as domains frozen in at high T). Dividing by the
+    rms (inside the gradient) makes the output exactly scale free, so its gradient has no such component."""
     if config.impose_magnetisation:
         if "abs_m" not in latent:
             from physgan.errors import UserError
             raise UserError("network.impose_magnetisation needs abs_m among train.hierarchical")
         logits = logits - magnetisation_threshold(logits, latent["abs_m"])
+    if config.scale_invariant:
+        logits = logits / logits.square().mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
     x = torch.tanh(logits)
     if config.straight_through:
         x = straight_through_sign(x)
@@ -190,8 +206,13 @@ class Generator(nn.Module):
         self.L, self.config = L, config
         c = config.channels
         self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies)
-        self.stem = nn.Conv2d(config.noise_channels * (1 + config.noise_scales), c, 3, padding=1,
-                              padding_mode="circular")
+        noise_inputs = config.noise_channels * (1 + config.noise_scales)
+        self.stem = nn.Conv2d(noise_inputs, c, 3, padding=1, padding_mode="circular")
+        # log gains, zero at the start: every noise input passes unchanged until T says otherwise
+        self.noise_gain = nn.Linear(config.embed_dim, noise_inputs) if config.noise_gates else None
+        if self.noise_gain is not None:
+            nn.init.zeros_(self.noise_gain.weight)
+            nn.init.zeros_(self.noise_gain.bias)
         self.from_z = nn.Linear(config.z_dim, c)
         self.z_film = FiLM(config.embed_dim, c)
         # coarse to fine: long-range structure first, local alignment (set by e) decided last
@@ -210,6 +231,8 @@ class Generator(nn.Module):
         device = cond.device
         embedding = self.embed(cond)
         field = multiscale_noise(latent["field"].to(device), self.config.noise_scales)
+        if self.noise_gain is not None:  # why: at high T only short-range noise should reach the lattice
+            field = field * torch.exp(self.noise_gain(embedding))[:, :, None, None]
         h = self.stem(field) + self.from_z(latent["z"].to(device))[:, :, None, None]
         h = self.z_film(h, embedding)
         for block in self.blocks:

@@ -39,11 +39,13 @@ def test_torch_features_agree_with_the_numpy_observables():
     np.testing.assert_allclose(features[:, 1], np.abs(magnetization(spins)), atol=1e-6)
 
 
-@pytest.mark.parametrize("frequencies, kind, scales", [(0, "dilated", 0), (3, "dilated", 2), (0, "pyramid", 0)])
-def test_generator_emits_spins_and_depends_on_temperature(frequencies, kind, scales):
+@pytest.mark.parametrize("frequencies, kind, scales, gates",
+                         [(0, "dilated", 0, False), (3, "dilated", 2, True), (0, "pyramid", 0, False)])
+def test_generator_emits_spins_and_depends_on_temperature(frequencies, kind, scales, gates):
     torch.manual_seed(0)
     config = generative.NetworkConfig(channels=8, blocks=2, critic_channels=8, critic_blocks=1,
-                                      condition_frequencies=frequencies, generator=kind, noise_scales=scales)
+                                      condition_frequencies=frequencies, generator=kind, noise_scales=scales,
+                                      noise_gates=gates)
     G, D = generative.make_networks((1, 8, 8), 1, config)
     for p in G.parameters():  # FiLM starts as the identity; perturb so conditioning has an effect
         torch.nn.init.normal_(p, std=0.3)
@@ -74,6 +76,8 @@ def test_pyramid_generator_draws_noise_at_every_scale_and_needs_a_power_of_two()
         generative.NetworkConfig(generator="unet")
     with pytest.raises(UserError, match="network.noise_scales"):
         generative.NetworkConfig(generator="pyramid", noise_scales=2)
+    with pytest.raises(UserError, match="network.noise_gates"):
+        generative.NetworkConfig(generator="pyramid", noise_gates=True)
 
 
 def test_multiscale_noise_has_unit_variance_gaussian_correlations_and_commutes_with_shifts():
@@ -116,3 +120,28 @@ def test_imposed_magnetisation_is_exact(abs_m):
     assert torch.all(logits.flatten(1)[up].view(5, -1).min(1).values[:, None] >= logits.flatten(1)[~up].view(5, -1))
     with pytest.raises(UserError, match="impose_magnetisation"):
         generative.output_spins(logits, {}, config)
+
+
+def test_scale_invariant_output_keeps_spins_and_has_no_gradient_along_the_scale():
+    logits = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3)).requires_grad_()
+    latent = {"abs_m": torch.tensor([0.0, 0.25, 0.5, 0.75])}
+    weights = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    field = logits.detach() - generative.magnetisation_threshold(logits, latent["abs_m"])  # what tanh sees
+
+    def radial(config):
+        """d/d(alpha) of the loss with the thresholded field scaled by alpha, at alpha = 1, relative."""
+        logits.grad = None
+        spins = generative.output_spins(logits, latent, config)
+        (spins * weights).sum().backward()
+        return spins, (logits.grad * field).flatten(1).sum(1) / (logits.grad * field).flatten(1).norm(dim=1)
+
+    plain = generative.NetworkConfig(impose_magnetisation=True, symmetrize=False)
+    invariant = generative.NetworkConfig(impose_magnetisation=True, symmetrize=False, scale_invariant=True)
+    spins_plain, radial_plain = radial(plain)
+    spins_invariant, radial_invariant = radial(invariant)
+    torch.testing.assert_close(spins_invariant, spins_plain)
+    assert radial_invariant.abs().max() < 1e-5
+    assert radial_plain.abs().min() > 0.1  # tanh's surrogate gradient does push the scale
+    # a fully ordered request still gives a finite field (the rms normalisation must not make NaN)
+    spins = generative.output_spins(logits, {"abs_m": torch.ones(4)}, invariant)
+    assert torch.isfinite(spins).all() and spins.mean().item() == 1.0
