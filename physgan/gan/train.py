@@ -57,6 +57,10 @@ class TrainConfig:
     """Adam beta1"""
     beta2: float = 0.9
     """Adam beta2"""
+    generator_weight_decay: float = 0.0
+    """decoupled weight decay of the generator (AdamW; 0: plain Adam). Why: where the generator's output is
+    invariant to the scale of its last layer's input (Ising's scale_invariant), nothing else stops its
+    weights from growing, and once they have grown Adam's fixed-size steps barely change them"""
     lr_decay: float = 0.0
     """fraction of the run, at its end, over which learning rates fall linearly to zero (0: constant)"""
     ema: float = 0.999
@@ -102,7 +106,8 @@ class TrainConfig:
                   (self.loss in losses.LOSSES, f"loss must be one of {', '.join(losses.LOSSES)}"),
                   (self.group_size >= 1 and self.batch_size % self.group_size == 0,
                    "batch_size must be a positive multiple of group_size"),
-                  (0 <= self.ema < 1, "ema must be in [0, 1)"), (0 <= self.lr_decay <= 1, "lr_decay must be in [0, 1]"), (self.device in ("cpu", "cuda", "auto"),
+                  (0 <= self.ema < 1, "ema must be in [0, 1)"), (0 <= self.lr_decay <= 1, "lr_decay must be in [0, 1]"),
+                  (self.generator_weight_decay >= 0, "generator_weight_decay must be >= 0"), (self.device in ("cpu", "cuda", "auto"),
                                                                   "device must be cpu, cuda or auto")]
         for ok, message in checks:
             if not ok:
@@ -184,8 +189,12 @@ class Trainer:
         self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(
             tuple(data.x.shape[1:]), self.conditioning.n_inputs, self.network_config))
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if config.ema > 0 else self.G
-        adam = lambda params, lr: torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
-        self.opt_G, self.opt_D = adam(self.G.parameters(), config.lr_generator), adam(self.D.parameters(), config.lr_critic)
+        betas = (config.beta1, config.beta2)
+        self.opt_G = (torch.optim.AdamW(self.G.parameters(), lr=config.lr_generator, betas=betas,
+                                        weight_decay=config.generator_weight_decay)
+                      if config.generator_weight_decay > 0 else
+                      torch.optim.Adam(self.G.parameters(), lr=config.lr_generator, betas=betas))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_critic, betas=betas)
         self.step, self.best_score, self.started = 0, math.inf, time.time()
         if config.quantile_matching > 0:
             self.target_sorted = expected_sorted_features(data, config.group_size)

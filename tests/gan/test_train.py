@@ -30,10 +30,12 @@ def parameters(state: dict) -> dict:
     return {f"{net}.{k}": v for net in ("generator", "generator_ema", "critic") for k, v in state[net].items()}
 
 
-def test_checkpoints_are_plain_and_resume_is_exact(small_ising_file, tmp_path):
-    straight = train(small_ising_file, tmp_path / "a", tiny_config(steps=4), quiet=True)
-    train(small_ising_file, tmp_path / "b", tiny_config(steps=2), quiet=True)
-    resumed = train(small_ising_file, tmp_path / "b", tiny_config(steps=4), resume=True, quiet=True)
+@pytest.mark.parametrize("decay", [0.0, 0.5])  # Adam, and AdamW with its own state in the checkpoint
+def test_checkpoints_are_plain_and_resume_is_exact(small_ising_file, tmp_path, decay):
+    straight = train(small_ising_file, tmp_path / "a", tiny_config(steps=4, generator_weight_decay=decay), quiet=True)
+    train(small_ising_file, tmp_path / "b", tiny_config(steps=2, generator_weight_decay=decay), quiet=True)
+    resumed = train(small_ising_file, tmp_path / "b", tiny_config(steps=4, generator_weight_decay=decay),
+                    resume=True, quiet=True)
     expected, got = parameters(straight.state()), parameters(resumed.state())
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
@@ -190,6 +192,8 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     (["train", "--data", "{data}", "--out", "{tmp}/x", "--preset", "nope"], "unknown preset"),
     (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "stepz=3"], "unknown train key 'stepz'"),
     (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "loss=hinge"], "loss must be one of"),
+    (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "generator_weight_decay=-1"],
+     "generator_weight_decay must be >= 0"),
     (["train", "--data", "{tmp}/missing.h5", "--out", "{tmp}/x"], "no such file"),
     (["sample", "--checkpoint", "{tmp}/missing.pt", "--T", "2", "--out", "{tmp}/g.h5"], "no such checkpoint"),
     (["run", "ising", "--preset", "nope", "--out", "{tmp}/r"], "unknown preset"),

@@ -70,6 +70,9 @@ class NetworkConfig:
     """apply a random global flip and lattice symmetry to every generated sample"""
     correlation_features: bool = False
     """show the critic's head G(r) at r = 2, 4, ..., L/2 besides e, |m| and m^2"""
+    critic_projection: bool = False
+    """add to the critic's score the projection <w(T), features> (Miyato and Koyama, arXiv:1802.05637),
+    so that how each feature is scored depends on T directly, not only through the head's hidden layer"""
     generator: str = "dilated"
     """"dilated": dilated convolutions at full resolution; "pyramid": coarse to fine, 2x2 up to L x L,
     with fresh noise at every scale"""
@@ -297,7 +300,9 @@ class Critic(nn.Module):
         self.stem = nn.Conv2d(1, c, 3, padding=1, padding_mode="circular")
         self.blocks = nn.ModuleList(PeriodicResBlock(c, e, d) for d in dilations(config.critic_blocks, L))
         self.distances = correlation_distances(L) if config.correlation_features else []
-        self.head = mlp([2 * c + 3 + len(self.distances) + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))
+        n_features = 2 * c + 3 + len(self.distances)
+        self.head = mlp([n_features + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))
+        self.projection = nn.Linear(e, n_features, bias=False) if config.critic_projection else None
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         embedding = self.embed(cond)
@@ -308,7 +313,11 @@ class Critic(nn.Module):
         m = x.mean(dim=(1, 2, 3))
         physics = torch.stack([lattice_energy(x), m.abs(), m * m]
                               + [spin_correlation(x, r) for r in self.distances], dim=1)
-        return self.head(torch.cat([pooled, physics, embedding], dim=1)).squeeze(1)
+        features = torch.cat([pooled, physics], dim=1)
+        score = self.head(torch.cat([features, embedding], dim=1)).squeeze(1)
+        if self.projection is not None:
+            score = score + (self.projection(embedding) * features).sum(dim=1)
+        return score
 
 
 def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[Generator, Critic]:

@@ -104,7 +104,7 @@ def test_spin_correlation_closed_forms_and_critic_with_correlation_features():
         assert generative.spin_correlation(stripes, r).item() == pytest.approx((1 + 1 - 4 * r / L) / 2)
     assert generative.correlation_distances(16) == [2, 4, 8]
     config = generative.NetworkConfig(channels=8, blocks=1, critic_channels=8, critic_blocks=1,
-                                      correlation_features=True)
+                                      correlation_features=True, critic_projection=True)
     _, D = generative.make_networks((1, L, L), 1, config)
     assert D(torch.cat([checkerboard, stripes]), torch.zeros(2, 1)).shape == (2,)
 
