@@ -80,3 +80,28 @@ def test_fidelity_report_compares_peak_temperatures(small_ising_file):
     text, result = fidelity_report(samples, samples, FidelityConfig(relative={"e": 0.0}, peak_tolerance=0.0))
     assert result["pass"] and {p["quantity"] for p in result["peaks"]} == {"C", "chi_prime"}
     assert "peak temperature of C" in text
+
+
+def test_a_too_broad_generated_sample_does_not_widen_its_own_tolerance(small_ising_file, tmp_path):
+    """Ordered and antiferromagnetic lattices mixed to give <e> 10 % off: their own standard error
+    (~0.12) would put that within 3 combined standard errors; the Monte Carlo's spread does not."""
+    from physgan.io import SampleWriter, open_samples
+    from physgan.systems.ising.observables import FidelityConfig, fidelity_report, measure_file
+
+    reference = open_samples(small_ising_file)
+    table, L = measure_file(reference)
+    ordered = np.ones((L, L), np.int8)
+    antiferro = np.where(np.indices((L, L)).sum(0) % 2 == 0, 1, -1).astype(np.int8)
+    with SampleWriter(tmp_path / "broad.h5", system="ising", source="gan", provenance={}) as writer:
+        for T, e in zip(table["T"], table["e"]):
+            n_ordered = int(round(256 * (2 - 0.9 * e) / 4))  # e = (-2 n_o + 2 (256 - n_o)) / 256 = 0.9 <e>
+            spins = np.stack([ordered] * n_ordered + [antiferro] * (256 - n_ordered))
+            writer.append(spins=spins, T=np.full(256, T, np.float32))
+    broad = open_samples(tmp_path / "broad.h5")
+    generated, _ = measure_file(broad)
+    spread_error = generated["e_err"]
+    assert np.all(np.abs(generated["e"] - table["e"]) < 3 * np.hypot(spread_error, table["e_err"]))
+    _, result = fidelity_report(reference, broad, FidelityConfig(relative={"e": 0.02}))
+    assert not any(r["checks"]["e"] for r in result["per_condition"])
+    _, same = fidelity_report(reference, reference, FidelityConfig(relative={"e": 0.0}))
+    assert all(r["checks"]["e"] for r in same["per_condition"])
