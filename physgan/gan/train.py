@@ -107,8 +107,8 @@ class TrainConfig:
                   (self.group_size >= 1 and self.batch_size % self.group_size == 0,
                    "batch_size must be a positive multiple of group_size"),
                   (0 <= self.ema < 1, "ema must be in [0, 1)"), (0 <= self.lr_decay <= 1, "lr_decay must be in [0, 1]"),
-                  (self.generator_weight_decay >= 0, "generator_weight_decay must be >= 0"), (self.device in ("cpu", "cuda", "auto"),
-                                                                  "device must be cpu, cuda or auto")]
+                  (self.generator_weight_decay >= 0, "generator_weight_decay must be >= 0"),
+                  (self.device in ("cpu", "cuda", "auto"), "device must be cpu, cuda or auto")]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)

@@ -52,8 +52,8 @@ class NetworkConfig:
     noise_scales: int = 0
     """dilated generator: also feed the site noise smoothed (circularly) at widths 1, 2, 4, ... sites"""
     noise_gates: bool = False
-    """with noise_scales: multiply each noise input (white and every smoothed copy) by a gain set by T,
-    so the mixture of scales reaching the lattice can change with temperature"""
+    """multiply each noise input (the white noise and, with noise_scales, every smoothed copy) by a gain
+    set by T, so the mixture of length scales reaching the lattice can change with temperature"""
     impose_magnetisation: bool = False
     """hierarchical training with |m| a summary (train.hierarchical = ["abs_m", ...]): threshold each
     generated lattice at the level that gives exactly the requested |m|"""

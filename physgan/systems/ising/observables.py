@@ -211,8 +211,8 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
     """Generated vs reference Monte Carlo per temperature: <e>, <|m|>, fraction of m > 0, and pass/fail.
 
     A mean passes when it is within its relative tolerance of the reference, or within 3 combined
-    standard errors where statistics are the limit (both errors from the reference's spread: a generator
-    with too broad a distribution would otherwise loosen its own test); below T_c the fraction of m > 0 must lie in
+    standard errors where statistics are the limit (the generated mean's error capped at what the
+    reference's spread would give: a generator with too broad a distribution must not loosen its own test); below T_c the fraction of m > 0 must lie in
     fidelity.fraction_positive (a generator collapsed onto one sign fails); the peak temperatures of C and
     chi' (parabola through the largest value and its neighbours) must agree within fidelity.peak_tolerance.
     `metrics` (physgan validate's) is not needed here.
@@ -233,9 +233,10 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
         for name in ("e", "abs_m"):
             tolerance = _tolerance(fidelity.relative, name, T)
             diff = abs(gen[name][i] - ref[name][i])
-            # the standard error both means would have if the generator were right (the Monte Carlo's spread
-            # at both sample sizes): a generated sample's own spread must not widen its tolerance
-            sigma = ref[name + "_err"][i] * np.sqrt(1 + ref["n"][i] / gen["n"][i])
+            # the generated mean's error, capped at what the Monte Carlo's spread gives at its sample size:
+            # a generated distribution that is too broad must not widen its own tolerance
+            gen_err = min(gen[name + "_err"][i], ref[name + "_err"][i] * np.sqrt(ref["n"][i] / gen["n"][i]))
+            sigma = np.hypot(gen_err, ref[name + "_err"][i])
             checks[name] = tolerance is None or bool(diff <= tolerance * abs(ref[name][i]) or diff <= 3 * sigma)
         lo, hi = fidelity.fraction_positive
         if T < critical_temperature():
