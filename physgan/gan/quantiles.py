@@ -37,10 +37,8 @@ class InterpolatedQuantiles(nn.Module):
     @classmethod
     def fit(cls, cond: torch.Tensor, values: torch.Tensor, levels: int = 128,
             bins: int = 16) -> "InterpolatedQuantiles":
-        """From samples: cond (N, 1) one continuous condition, values (N,) or (N, S) the summaries of each sample."""
-        if cond.dim() != 2 or cond.shape[1] != 1:
-            from physgan.errors import UserError
-            raise UserError("hierarchical generation needs exactly one continuous condition")
+        """From samples: cond (N, 1) one continuous condition (train.summary_indices checks a system has
+        one), values (N,) or (N, S) the summaries of each sample."""
         values = values.reshape(len(values), -1).double()
         distinct, which = torch.unique(cond[:, 0], return_inverse=True)
         u = (torch.arange(levels, dtype=torch.float64) + 0.5) / levels

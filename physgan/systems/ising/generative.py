@@ -82,10 +82,9 @@ class NetworkConfig:
 
         if self.generator not in ("dilated", "pyramid"):
             raise UserError(f"network.generator must be 'dilated' or 'pyramid', not {self.generator!r}")
-        if self.noise_scales and self.generator == "pyramid":  # it draws its own noise at every scale
-            raise UserError("network.noise_scales applies to the dilated generator, not the pyramid")
-        if self.noise_gates and self.generator == "pyramid":
-            raise UserError("network.noise_gates applies to the dilated generator, not the pyramid")
+        for option in ("noise_scales", "noise_gates"):  # the pyramid draws its own noise at every scale
+            if getattr(self, option) and self.generator == "pyramid":
+                raise UserError(f"network.{option} applies to the dilated generator, not the pyramid")
 
 
 def spin_correlation(x: torch.Tensor, r: int) -> torch.Tensor:
