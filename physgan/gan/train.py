@@ -198,6 +198,10 @@ class Trainer:
         self.step, self.best_score, self.started = 0, math.inf, time.time()
         if config.quantile_matching > 0:
             self.target_sorted = expected_sorted_features(data, config.group_size)
+        # a system may weight its features in the matching (e.g. several points of one spectrum as one)
+        names = system.generative.FEATURE_NAMES
+        weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", [1.0] * len(names)), dtype=torch.float32)
+        self.feature_weights = weights / weights.mean()
 
     # ----- one training step -------------------------------------------------------------------------
     def _my_slice(self, *tensors):
@@ -273,12 +277,14 @@ class Trainer:
             return torch.zeros((), device=fake.device)
         features = self.system.generative.physics_features(fake).view(len(groups), cfg.group_size, -1)
         target, scale = self.data.target_mean[groups].to(fake.device), self.data.target_std[groups].to(fake.device)
-        loss = (((features.mean(1) - target) / scale) ** 2).mean()
+        weights = self.feature_weights.to(fake.device)
+        average = lambda squares: (squares * weights).mean()  # over groups (and samples) and features
+        loss = average(((features.mean(1) - target) / scale) ** 2)
         if cfg.spread_matching > 0 and cfg.group_size > 1:
-            loss = loss + cfg.spread_matching * (((features.std(1) - scale) / scale) ** 2).mean()
+            loss = loss + cfg.spread_matching * average(((features.std(1) - scale) / scale) ** 2)
         if cfg.quantile_matching > 0:
             gap = (features.sort(1).values - self.target_sorted[groups].to(fake.device)) / scale[:, None]
-            loss = loss + cfg.quantile_matching * (gap ** 2).mean()
+            loss = loss + cfg.quantile_matching * average(gap ** 2)
         return loss
 
     def _summary_matching(self, fake: torch.Tensor, groups: torch.Tensor, summary: torch.Tensor | None) -> torch.Tensor:

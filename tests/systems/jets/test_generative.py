@@ -10,7 +10,7 @@ from physgan.gan.train import TrainConfig, prepare_data, train
 from physgan.io import open_samples
 from physgan.systems import get_system
 from physgan.systems.jets import generative
-from physgan.systems.jets.observables import image_mass, image_pt
+from physgan.systems.jets.observables import image_mass, image_pt, nonempty_pixels
 
 TINY_NET = {"channels": 64, "blocks": 1, "critic_channels": 64, "z_dim": 8, "embed_dim": 8}
 
@@ -22,8 +22,9 @@ def test_networks_give_non_negative_sparse_images_of_the_right_shape():
     assert t.shape == (3, 1, 25, 25) and bool((t >= 0).all())
     assert 0 < float((t == 0).float().mean()) < 1  # ReLU: exact zeros, as in the data
     assert D(t, cond).shape == (3,)
-    spectral = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, spectrum_features=40))[1]
-    assert spectral(t, cond).shape == (3,)
+    for option in ({"spectrum_features": 40}, {"critic_occupancy": True}):
+        critic = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, **option))[1]
+        assert critic(t, cond).shape == (3,)
     images = generative.to_intensity(t)
     assert bool((images >= 0).all())
     torch.testing.assert_close(generative.to_float(images), t, rtol=1e-5, atol=1e-5)
@@ -37,6 +38,19 @@ def test_differentiable_features_equal_the_image_observables(jets_mc):
     np.testing.assert_allclose(features[:, 0], image_mass(data), rtol=1e-3, atol=0.05)
     np.testing.assert_allclose(features[:, 1], image_pt(data), rtol=1e-4)
     assert np.all((features[:, 2] > 0) & (features[:, 2] < 1.25 * np.sqrt(2)))
+
+
+def test_spectrum_features_count_the_pixels_above_each_threshold(jets_mc):
+    data = open_samples(jets_mc[0]).read_chunk(0, 240, ("image",))["image"]
+    features = generative.physics_features(generative.to_float(torch.from_numpy(data)[:, None])).double().numpy()
+    first = generative.FEATURE_NAMES.index("pixels_above_0.01")
+    assert len(generative.FEATURE_WEIGHTS) == len(generative.FEATURE_NAMES) == features.shape[1]
+    flat = data.reshape(len(data), -1)
+    assert abs(np.mean(features[:, first] - nonempty_pixels(data))) < 0.5  # 0.01 GeV: about every lit pixel
+    for k, cut in enumerate(generative.SPECTRUM_GEV):
+        # soft steps (0.3 in log I): a pixel near the threshold counts partly, so allow about one pixel per jet
+        exact = (flat > cut).sum(1)
+        assert abs(np.mean(features[:, first + k] - exact)) < 0.5 and np.mean(np.abs(features[:, first + k] - exact)) < 1.0
 
 
 def test_condition_groups_are_class_and_ten_gev_bins():
