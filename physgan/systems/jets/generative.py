@@ -220,10 +220,10 @@ class Critic(nn.Module):
         self.head = mlp([w + CRITIC_FEATURES + self.spectrum + e, w, 1], activation=act)
 
     def forward(self, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        pixels = t.flatten(1)
-        if self.views == 2:
-            pixels = torch.cat([pixels, 1 - torch.exp(-to_intensity(pixels) / OCCUPANCY_GEV)], 1)
-        h = nn.functional.leaky_relu(self.body(pixels), 0.2)
+        seen = t.flatten(1)
+        if self.views == 2:  # critic_occupancy
+            seen = torch.cat([seen, 1 - torch.exp(-to_intensity(seen) / OCCUPANCY_GEV)], 1)
+        h = nn.functional.leaky_relu(self.body(seen), 0.2)
         mass, pt, girth, pixels, pt_d, *_ = physics_features(t).unbind(1)
         physics = torch.stack([mass / 100, pt / 300, 5 * girth, pixels / 20, pt_d], 1)  # O(1) inputs
         # the jet's own pixel spectrum, wherever the pixels are (sorting passes gradients to each pixel)
