@@ -199,8 +199,8 @@ class Trainer:
         if config.quantile_matching > 0:
             self.target_sorted = expected_sorted_features(data, config.group_size)
         # a system may weight its features in the matching (e.g. several points of one spectrum as one)
-        names = system.generative.FEATURE_NAMES
-        weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", [1.0] * len(names)), dtype=torch.float32)
+        ones = [1.0] * len(system.generative.FEATURE_NAMES)
+        weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", ones), dtype=torch.float32)
         self.feature_weights = weights / weights.mean()
 
     # ----- one training step -------------------------------------------------------------------------

@@ -213,8 +213,9 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
     A mean passes when it is within its relative tolerance of the reference, or within 3 combined
     standard errors where statistics are the limit (the generated mean's error capped at what the
     reference's spread would give: a generator with too broad a distribution must not loosen its own
-    test); below T_c the fraction of m > 0 must lie in fidelity.fraction_positive (a generator collapsed onto one sign fails); the peak temperatures of C and
-    chi' (parabola through the largest value and its neighbours) must agree within fidelity.peak_tolerance.
+    test); below T_c the fraction of m > 0 must lie in fidelity.fraction_positive (a generator collapsed
+    onto one sign fails); the peak temperatures of C and chi' (parabola through the largest value and its
+    neighbours) must agree within fidelity.peak_tolerance.
     `metrics` (physgan validate's) is not needed here.
     """
     from physgan.errors import UserError

@@ -56,7 +56,8 @@ FEATURE_NAMES = ("mass", "pt", "girth", "pixels", "pt_d", "mass_above_60", "mass
                  *(f"pixels_above_{c:g}" for c in SPECTRUM_GEV))
 # the spectrum's points count as one feature together in the matching: with equal weights they halved the
 # weight of the mass, and a tiny model's class no longer moved its mass enough
-FEATURE_WEIGHTS = (1.0,) * 7 + (1.0 / len(SPECTRUM_GEV),) * len(SPECTRUM_GEV)
+FEATURE_WEIGHTS = ((1.0,) * (len(FEATURE_NAMES) - len(SPECTRUM_GEV))
+                   + (1.0 / len(SPECTRUM_GEV),) * len(SPECTRUM_GEV))
 CRITIC_FEATURES = 5  # the critic's head sees the first five (the mass steps only shape the matching)
 INTENSITY_SCALE = 0.1  # GeV
 T_SCALE = 8.0  # t = log1p(I / INTENSITY_SCALE) / T_SCALE: a 150 GeV core is t = 0.91, a 0.05 GeV pixel 0.05
@@ -214,14 +215,14 @@ class Critic(nn.Module):
         w, e = config.critic_channels, config.embed_dim
         self.embed = ConditionEmbedding(n_cond, e)
         act = lambda: nn.LeakyReLU(0.2)
-        self.views = 2 if config.critic_occupancy else 1
-        self.body = mlp([self.views * PIXELS * PIXELS, 2 * w, w], activation=act)
+        self.occupancy = config.critic_occupancy
+        self.body = mlp([(2 if self.occupancy else 1) * PIXELS * PIXELS, 2 * w, w], activation=act)
         self.spectrum = config.spectrum_features
         self.head = mlp([w + CRITIC_FEATURES + self.spectrum + e, w, 1], activation=act)
 
     def forward(self, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         seen = t.flatten(1)
-        if self.views == 2:  # critic_occupancy
+        if self.occupancy:
             seen = torch.cat([seen, 1 - torch.exp(-to_intensity(seen) / OCCUPANCY_GEV)], 1)
         h = nn.functional.leaky_relu(self.body(seen), 0.2)
         mass, pt, girth, pixels, pt_d, *_ = physics_features(t).unbind(1)
