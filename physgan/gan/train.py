@@ -319,7 +319,8 @@ class Trainer:
         """Per monitored condition, generated vs training feature means; the score chooses best.pt.
 
         score = mean over conditions and features of ((generated mean - training mean) / standard error
-        of the generated mean)^2: about 1 for a perfect generator at any monitor size.
+        of the generated mean)^2, features weighted as in the matching (FEATURE_WEIGHTS, mean 1): about 1
+        for a perfect generator at any monitor size.
         """
         cfg, data = self.config, self.data
         picks = np.unique(np.linspace(0, len(data.groups) - 1, min(cfg.monitor_conditions, len(data.groups))).astype(int))
@@ -335,7 +336,7 @@ class Trainer:
             features = self.system.generative.physics_features(fake).cpu()
             mean, err = features.mean(0), features.std(0) / math.sqrt(len(features)) + 1e-6
             pull = (mean - data.target_mean[g]) / err
-            pulls.append(pull ** 2)
+            pulls.append(self.feature_weights * pull ** 2)
             rows.append({"condition": data.group_cond[g].tolist(), "generated": mean.tolist(),
                          "training": data.target_mean[g].tolist()})
         return {"score": float(torch.stack(pulls).mean()), "features": list(self.system.generative.FEATURE_NAMES),

@@ -218,6 +218,20 @@ def test_monitor_conditions_come_from_the_training_data(small_ising_file, tmp_pa
     assert len(report["conditions"]) == 2 and report["score"] > 0
 
 
+def test_monitor_score_weights_features_as_the_matching_does(small_ising_file, tmp_path):
+    """The score is the weighted mean of the features' squared pulls: all weight on e plus all weight on
+    |m| (weights normalised to mean 1) adds up to twice the equally weighted score (same monitor draw)."""
+    trainer = Trainer(get_system("ising"), prepare_data(get_system("ising"), open_samples(small_ising_file)),
+                      tiny_config(), tmp_path)
+    equal = trainer.monitor()["score"]
+    scores = []
+    for weights in ([2.0, 0.0], [0.0, 2.0]):
+        trainer.feature_weights = torch.tensor(weights)
+        scores.append(trainer.monitor()["score"])
+    assert scores[0] != pytest.approx(scores[1])
+    assert sum(scores) == pytest.approx(2 * equal, rel=1e-5)
+
+
 def test_expected_order_statistics_of_a_two_point_distribution(small_ising_file):
     """Pairs drawn from {0, 1} with equal weights: E[min] = 1/4, E[max] = 3/4 (up to the draws' noise)."""
     data = prepare_data(get_system("ising"), open_samples(small_ising_file))
