@@ -221,8 +221,8 @@ def test_monitor_conditions_come_from_the_training_data(small_ising_file, tmp_pa
 def test_monitor_score_weights_features_as_the_matching_does(small_ising_file, tmp_path):
     """The score is the weighted mean of the features' squared pulls: all weight on e plus all weight on
     |m| (weights normalised to mean 1) adds up to twice the equally weighted score (same monitor draw)."""
-    trainer = Trainer(get_system("ising"), prepare_data(get_system("ising"), open_samples(small_ising_file)),
-                      tiny_config(), tmp_path)
+    system = get_system("ising")
+    trainer = Trainer(system, prepare_data(system, open_samples(small_ising_file)), tiny_config(), tmp_path)
     equal = trainer.monitor()["score"]
     scores = []
     for weights in ([2.0, 0.0], [0.0, 2.0]):
