@@ -27,6 +27,7 @@ import torch
 from physgan.errors import UserError
 from physgan.gan import losses
 from physgan.gan.conditioning import Conditioning, normalise  # noqa: F401 (normalise: part of this module's API)
+from physgan.gan.multipliers import Multipliers
 
 CHECKPOINT_FORMAT = "physgan-checkpoint-1"
 
@@ -75,6 +76,15 @@ class TrainConfig:
     group to the expected sorted features of a training group of the same size (0: off): a
     one-dimensional Wasserstein-2 distance per feature, which constrains the whole shape of each
     feature's distribution (e.g. how bimodal m is near T_c), not only its mean and spread"""
+    feature_multipliers: float = 0.0
+    """dual-ascent step of Lagrange multipliers that hold each condition group's physics-feature means at
+    the training values (gaps in units of the training spread; 0: off). Unlike feature_matching, whose pull
+    vanishes as the gap closes, a multiplier keeps growing while a gap persists (physgan/gan/multipliers.py)"""
+    occupancy_matching: float = 0.0
+    """dual-ascent step of Lagrange multipliers that hold, per condition group, how often each entry of the
+    system's occupancy pattern (jets: each pixel) is lit at the training data's rate (0: off): a pixel lit
+    in 1 % of jets, less than one jet of a group in a batch, is too rare for the critic or the mean
+    matching to see, but its gap is summed up over the steps"""
     hierarchical: list[str] = field(default_factory=list)
     """physics features (of the system's FEATURE_NAMES, e.g. ["abs_m"] or ["abs_m", "e"]) drawn first, from
     their distribution interpolated between training conditions; the generator is conditioned on them
@@ -125,6 +135,7 @@ class TrainingData:
     target_mean: torch.Tensor  # (n_groups, n_features) feature means per group
     target_std: torch.Tensor  # (n_groups, n_features) feature spreads per group
     features: torch.Tensor  # (N, n_features) physics features of every training sample
+    target_occupancy: torch.Tensor | None = None  # (n_groups, n_entries) occupancy rates, if the system has them
 
 
 def distributed_context() -> tuple[int, int]:
@@ -146,7 +157,22 @@ def prepare_data(system, samples) -> TrainingData:
     mean = torch.stack([features[g].mean(0) for g in groups])
     std = torch.stack([features[g].std(0) if len(g) > 1 else torch.ones(features.shape[1]) for g in groups])
     return TrainingData(x=x, cond=cond, groups=groups, group_cond=torch.stack([cond[g].mean(0) for g in groups]),
-                        target_mean=mean, target_std=std.clamp_min(1e-3), features=features)
+                        target_mean=mean, target_std=std.clamp_min(1e-3), features=features,
+                        target_occupancy=occupancy_rates(system, x, group_of, len(groups)))
+
+
+def occupancy_rates(system, x: torch.Tensor, group_of: torch.Tensor, n_groups: int) -> torch.Tensor | None:
+    """(n_groups, n_entries): per condition group, the fraction of training samples in which each entry of
+    the system's occupancy pattern is lit; None for a system without one."""
+    occupancy = getattr(system.generative, "occupancy", None)
+    if occupancy is None:
+        return None
+    sums = None
+    for i in range(0, len(x), 4096):
+        lit = occupancy(system.generative.to_float(x[i:i + 4096]))
+        sums = torch.zeros(n_groups, lit.shape[1]) if sums is None else sums
+        sums.index_add_(0, group_of[i:i + 4096], lit)
+    return sums / torch.bincount(group_of, minlength=n_groups)[:, None]
 
 
 def expected_sorted_features(data: TrainingData, group_size: int, draws: int = 512) -> torch.Tensor:
@@ -202,6 +228,14 @@ class Trainer:
         ones = [1.0] * len(system.generative.FEATURE_NAMES)
         weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", ones), dtype=torch.float32)
         self.feature_weights = weights / weights.mean()
+        self.multipliers = {"features": Multipliers(data.target_mean, data.target_std, config.feature_multipliers,
+                                                    self.device)}
+        if config.occupancy_matching > 0:
+            if data.target_occupancy is None:
+                raise UserError(f"occupancy_matching: the {system.NAME} system has no occupancy pattern to match")
+            rates = data.target_occupancy
+            self.multipliers["occupancy"] = Multipliers(rates, torch.ones_like(rates), config.occupancy_matching,
+                                                        self.device)
 
     # ----- one training step -------------------------------------------------------------------------
     def _my_slice(self, *tensors):
@@ -258,15 +292,19 @@ class Trainer:
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
         matching = self._feature_matching(fake, groups)
         summary_gap = self._summary_matching(fake, groups, summary)
-        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap
+        constraints, gaps = self._constraints(fake, groups)
+        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap + constraints
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self._average_gradients(self.G)
         self.opt_G.step()
         self._update_ema()
+        for name, gap in gaps.items():
+            self.multipliers[name].update(groups, gap, self.world)
         self.step += 1
         logs = {"critic_loss": loss_D.item(), **logs, "generator_loss": adversarial.item(),
-                "feature_matching": matching.item()}
+                "feature_matching": matching.item(), **{f"{name}_multipliers": self.multipliers[name].rms()
+                                                        for name in gaps}}  # rms
         return logs if summary is None else {**logs, "summary_matching": summary_gap.item()}
 
     def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -297,6 +335,20 @@ class Trainer:
         made = self.system.generative.physics_features(fake)[:, k].view(n, -1, len(k))
         scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
         return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
+
+    def _constraints(self, fake: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The Lagrange-multiplier terms of the generator loss, and the gaps (per name) they are updated with."""
+        quantities = {}
+        if self.config.feature_multipliers > 0:
+            quantities["features"] = self.system.generative.physics_features(fake)
+        if self.config.occupancy_matching > 0:
+            quantities["occupancy"] = self.system.generative.occupancy(fake)
+        total, gaps = torch.zeros((), device=fake.device), {}
+        for name, values in quantities.items():
+            term, gaps[name] = self.multipliers[name].term(values.view(len(groups), self.config.group_size, -1),
+                                                           groups)
+            total = total + term
+        return total, gaps
 
     def _average_gradients(self, model: torch.nn.Module) -> None:
         if self.world == 1:
@@ -381,7 +433,8 @@ class Trainer:
                 "condition_high": self.conditioning.high.tolist(), "summary": self.conditioning.summary,
                 "generator": self.G.state_dict(),
                 "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
-                "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict()}
+                "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict(),
+                **{f"{name}_multipliers": m.value.cpu() for name, m in self.multipliers.items()}}
 
     def save(self, name: str) -> None:
         from physgan.io import atomic_output
@@ -392,7 +445,8 @@ class Trainer:
 
     def restore(self, checkpoint: dict) -> None:
         mine = asdict(self.config)
-        changed = sorted(k for k in mine if k != "steps" and checkpoint["config"].get(k) != mine[k])
+        defaults = asdict(TrainConfig())  # a setting added since the checkpoint was written had its default
+        changed = sorted(k for k in mine if k != "steps" and checkpoint["config"].get(k, defaults[k]) != mine[k])
         if changed:  # only the number of steps may change: anything else would not be the same run
             raise UserError(f"--resume: the configuration differs from the checkpoint's ({', '.join(changed)})")
         self.G.load_state_dict(checkpoint["generator"])
@@ -401,6 +455,8 @@ class Trainer:
         self.opt_G.load_state_dict(checkpoint["opt_generator"])
         self.opt_D.load_state_dict(checkpoint["opt_critic"])
         self.step, self.best_score = checkpoint["step"], checkpoint["best_score"]
+        for name, m in self.multipliers.items():  # checkpoints from before the multipliers have none (zeros)
+            m.value.copy_(checkpoint.get(f"{name}_multipliers", torch.zeros_like(m.value)))
 
 
 def summary_indices(system, config: TrainConfig) -> list[int]:
