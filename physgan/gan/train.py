@@ -76,15 +76,11 @@ class TrainConfig:
     group to the expected sorted features of a training group of the same size (0: off): a
     one-dimensional Wasserstein-2 distance per feature, which constrains the whole shape of each
     feature's distribution (e.g. how bimodal m is near T_c), not only its mean and spread"""
-    feature_multipliers: float = 0.0
-    """dual-ascent step of Lagrange multipliers that hold each condition group's physics-feature means at
-    the training values (gaps in units of the training spread; 0: off). Unlike feature_matching, whose pull
-    vanishes as the gap closes, a multiplier keeps growing while a gap persists (physgan/gan/multipliers.py)"""
     occupancy_matching: float = 0.0
     """dual-ascent step of Lagrange multipliers that hold, per condition group, how often each entry of the
     system's occupancy pattern (jets: each pixel) is lit at the training data's rate (0: off): a pixel lit
     in 1 % of jets, less than one jet of a group in a batch, is too rare for the critic or the mean
-    matching to see, but its gap is summed up over the steps"""
+    matching to see, but its gap is summed up over the steps (physgan/gan/multipliers.py)"""
     hierarchical: list[str] = field(default_factory=list)
     """physics features (of the system's FEATURE_NAMES, e.g. ["abs_m"] or ["abs_m", "e"]) drawn first, from
     their distribution interpolated between training conditions; the generator is conditioned on them
@@ -228,14 +224,11 @@ class Trainer:
         ones = [1.0] * len(system.generative.FEATURE_NAMES)
         weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", ones), dtype=torch.float32)
         self.feature_weights = weights / weights.mean()
-        self.multipliers = {"features": Multipliers(data.target_mean, data.target_std, config.feature_multipliers,
-                                                    self.device)}
+        self.occupancy = None
         if config.occupancy_matching > 0:
             if data.target_occupancy is None:
                 raise UserError(f"occupancy_matching: the {system.NAME} system has no occupancy pattern to match")
-            rates = data.target_occupancy
-            self.multipliers["occupancy"] = Multipliers(rates, torch.ones_like(rates), config.occupancy_matching,
-                                                        self.device)
+            self.occupancy = Multipliers(data.target_occupancy, config.occupancy_matching, self.device)
 
     # ----- one training step -------------------------------------------------------------------------
     def _my_slice(self, *tensors):
@@ -292,19 +285,20 @@ class Trainer:
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
         matching = self._feature_matching(fake, groups)
         summary_gap = self._summary_matching(fake, groups, summary)
-        constraints, gaps = self._constraints(fake, groups)
-        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap + constraints
+        occupancy_term, occupancy_gap = self._occupancy_matching(fake, groups)
+        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap + occupancy_term
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self._average_gradients(self.G)
         self.opt_G.step()
         self._update_ema()
-        for name, gap in gaps.items():
-            self.multipliers[name].update(groups, gap, self.world)
+        if self.occupancy is not None:
+            self.occupancy.update(groups, occupancy_gap, self.world)
         self.step += 1
         logs = {"critic_loss": loss_D.item(), **logs, "generator_loss": adversarial.item(),
-                "feature_matching": matching.item(), **{f"{name}_multipliers": self.multipliers[name].rms()
-                                                        for name in gaps}}  # rms
+                "feature_matching": matching.item()}
+        if self.occupancy is not None:
+            logs["occupancy_multipliers"] = self.occupancy.rms()
         return logs if summary is None else {**logs, "summary_matching": summary_gap.item()}
 
     def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -336,19 +330,12 @@ class Trainer:
         scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
         return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
 
-    def _constraints(self, fake: torch.Tensor, groups: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The Lagrange-multiplier terms of the generator loss, and the gaps (per name) they are updated with."""
-        quantities = {}
-        if self.config.feature_multipliers > 0:
-            quantities["features"] = self.system.generative.physics_features(fake)
-        if self.config.occupancy_matching > 0:
-            quantities["occupancy"] = self.system.generative.occupancy(fake)
-        total, gaps = torch.zeros((), device=fake.device), {}
-        for name, values in quantities.items():
-            term, gaps[name] = self.multipliers[name].term(values.view(len(groups), self.config.group_size, -1),
-                                                           groups)
-            total = total + term
-        return total, gaps
+    def _occupancy_matching(self, fake: torch.Tensor, groups: torch.Tensor):
+        """The Lagrange-multiplier term of the generator loss and the gaps it is updated with (None: off)."""
+        if self.occupancy is None:
+            return torch.zeros((), device=fake.device), None
+        lit = self.system.generative.occupancy(fake).view(len(groups), self.config.group_size, -1)
+        return self.occupancy.term(lit, groups)
 
     def _average_gradients(self, model: torch.nn.Module) -> None:
         if self.world == 1:
@@ -434,7 +421,7 @@ class Trainer:
                 "generator": self.G.state_dict(),
                 "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
                 "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict(),
-                **{f"{name}_multipliers": m.value.cpu() for name, m in self.multipliers.items()}}
+                **({} if self.occupancy is None else {"occupancy_multipliers": self.occupancy.value.cpu()})}
 
     def save(self, name: str) -> None:
         from physgan.io import atomic_output
@@ -455,8 +442,8 @@ class Trainer:
         self.opt_G.load_state_dict(checkpoint["opt_generator"])
         self.opt_D.load_state_dict(checkpoint["opt_critic"])
         self.step, self.best_score = checkpoint["step"], checkpoint["best_score"]
-        for name, m in self.multipliers.items():  # checkpoints from before the multipliers have none (zeros)
-            m.value.copy_(checkpoint.get(f"{name}_multipliers", torch.zeros_like(m.value)))
+        if self.occupancy is not None:
+            self.occupancy.value.copy_(checkpoint["occupancy_multipliers"])
 
 
 def summary_indices(system, config: TrainConfig) -> list[int]:

@@ -324,19 +324,3 @@ def test_occupancy_matching_needs_a_system_with_an_occupancy_pattern(small_ising
     with pytest.raises(UserError, match="no occupancy pattern"):
         train(small_ising_file, tmp_path / "r", tiny_config(occupancy_matching=0.1), quiet=True)
 
-
-def test_feature_multipliers_resume_exactly_and_see_no_gap_at_the_targets(small_ising_file, tmp_path):
-    straight = train(small_ising_file, tmp_path / "a", tiny_config(steps=4, feature_multipliers=0.1), quiet=True)
-    train(small_ising_file, tmp_path / "b", tiny_config(steps=2, feature_multipliers=0.1), quiet=True)
-    resumed = train(small_ising_file, tmp_path / "b", tiny_config(steps=4, feature_multipliers=0.1), resume=True,
-                    quiet=True)
-    features = straight.multipliers["features"]
-    torch.testing.assert_close(resumed.multipliers["features"].value, features.value, rtol=0, atol=0)
-    assert float(features.value.abs().max()) > 0
-    # a group whose generated means are its training means has no gap, and its term is lambda . target / scale
-    groups = torch.tensor([0, 2])
-    at_target = features.target[groups][:, None, :].expand(2, 4, -1)
-    term, gap = features.term(at_target, groups)
-    assert float(gap.abs().max()) == 0
-    expected = (features.value[groups] * features.target[groups] / features.scale[groups]).sum(1).mean()
-    torch.testing.assert_close(term, expected)

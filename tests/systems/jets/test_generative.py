@@ -186,20 +186,12 @@ def test_occupancy_is_exact_and_its_gradient_can_light_an_empty_pixel():
     assert bool((gate_bias[empty] > 0).all())
 
 
-def test_occupancy_multipliers_integrate_the_gaps_and_resume_exactly(jets_mc, tmp_path):
+def test_occupancy_multipliers_resume_exactly(jets_mc, tmp_path):
     config = lambda steps: tiny_jets_config(steps=steps, occupancy_matching=0.5, checkpoint_every=2)
     straight = train(jets_mc[0], tmp_path / "a", config(4), quiet=True)
     train(jets_mc[0], tmp_path / "b", config(2), quiet=True)
     resumed = train(jets_mc[0], tmp_path / "b", config(4), resume=True, quiet=True)
-    occupancy = straight.multipliers["occupancy"]
-    torch.testing.assert_close(resumed.multipliers["occupancy"].value, occupancy.value, rtol=0, atol=0)
+    torch.testing.assert_close(resumed.occupancy.value, straight.occupancy.value, rtol=0, atol=0)
     for name, value in straight.G.state_dict().items():
         torch.testing.assert_close(resumed.G.state_dict()[name], value, rtol=0, atol=0, msg=name)
-    assert float(occupancy.value.abs().max()) > 0
-    # dual ascent: a group's multipliers grow by the step times its gap, once per time it is in the batch
-    before = occupancy.value.clone()
-    gap = torch.linspace(-1, 1, 625)
-    occupancy.update(torch.tensor([1, 1, 0]), gap.expand(3, 625))
-    expected = torch.zeros_like(before)
-    expected[0], expected[1] = 0.5 * gap, 2 * 0.5 * gap
-    torch.testing.assert_close(occupancy.value - before, expected)
+    assert float(straight.occupancy.value.abs().max()) > 0
