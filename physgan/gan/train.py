@@ -27,7 +27,6 @@ import torch
 from physgan.errors import UserError
 from physgan.gan import losses
 from physgan.gan.conditioning import Conditioning, normalise  # noqa: F401 (normalise: part of this module's API)
-from physgan.gan.multipliers import Multipliers
 
 CHECKPOINT_FORMAT = "physgan-checkpoint-1"
 
@@ -76,11 +75,6 @@ class TrainConfig:
     group to the expected sorted features of a training group of the same size (0: off): a
     one-dimensional Wasserstein-2 distance per feature, which constrains the whole shape of each
     feature's distribution (e.g. how bimodal m is near T_c), not only its mean and spread"""
-    occupancy_matching: float = 0.0
-    """dual-ascent step of Lagrange multipliers that hold, per condition group, how often each entry of the
-    system's occupancy pattern (jets: each pixel) is lit at the training data's rate (0: off): a pixel lit
-    in 1 % of jets, less than one jet of a group in a batch, is too rare for the critic or the mean
-    matching to see, but its gap is summed up over the steps (physgan/gan/multipliers.py)"""
     hierarchical: list[str] = field(default_factory=list)
     """physics features (of the system's FEATURE_NAMES, e.g. ["abs_m"] or ["abs_m", "e"]) drawn first, from
     their distribution interpolated between training conditions; the generator is conditioned on them
@@ -131,7 +125,6 @@ class TrainingData:
     target_mean: torch.Tensor  # (n_groups, n_features) feature means per group
     target_std: torch.Tensor  # (n_groups, n_features) feature spreads per group
     features: torch.Tensor  # (N, n_features) physics features of every training sample
-    target_occupancy: torch.Tensor | None = None  # (n_groups, n_entries) occupancy rates, if the system has them
 
 
 def distributed_context() -> tuple[int, int]:
@@ -153,22 +146,7 @@ def prepare_data(system, samples) -> TrainingData:
     mean = torch.stack([features[g].mean(0) for g in groups])
     std = torch.stack([features[g].std(0) if len(g) > 1 else torch.ones(features.shape[1]) for g in groups])
     return TrainingData(x=x, cond=cond, groups=groups, group_cond=torch.stack([cond[g].mean(0) for g in groups]),
-                        target_mean=mean, target_std=std.clamp_min(1e-3), features=features,
-                        target_occupancy=occupancy_rates(system, x, group_of, len(groups)))
-
-
-def occupancy_rates(system, x: torch.Tensor, group_of: torch.Tensor, n_groups: int) -> torch.Tensor | None:
-    """(n_groups, n_entries): per condition group, the fraction of training samples in which each entry of
-    the system's occupancy pattern is lit; None for a system without one."""
-    occupancy = getattr(system.generative, "occupancy", None)
-    if occupancy is None:
-        return None
-    sums = None
-    for i in range(0, len(x), 4096):
-        lit = occupancy(system.generative.to_float(x[i:i + 4096]))
-        sums = torch.zeros(n_groups, lit.shape[1]) if sums is None else sums
-        sums.index_add_(0, group_of[i:i + 4096], lit)
-    return sums / torch.bincount(group_of, minlength=n_groups)[:, None]
+                        target_mean=mean, target_std=std.clamp_min(1e-3), features=features)
 
 
 def expected_sorted_features(data: TrainingData, group_size: int, draws: int = 512) -> torch.Tensor:
@@ -224,11 +202,6 @@ class Trainer:
         ones = [1.0] * len(system.generative.FEATURE_NAMES)
         weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", ones), dtype=torch.float32)
         self.feature_weights = weights / weights.mean()
-        self.occupancy = None
-        if config.occupancy_matching > 0:
-            if data.target_occupancy is None:
-                raise UserError(f"occupancy_matching: the {system.NAME} system has no occupancy pattern to match")
-            self.occupancy = Multipliers(data.target_occupancy, config.occupancy_matching, self.device)
 
     # ----- one training step -------------------------------------------------------------------------
     def _my_slice(self, *tensors):
@@ -285,20 +258,15 @@ class Trainer:
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
         matching = self._feature_matching(fake, groups)
         summary_gap = self._summary_matching(fake, groups, summary)
-        occupancy_term, occupancy_gap = self._occupancy_matching(fake, groups)
-        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap + occupancy_term
+        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self._average_gradients(self.G)
         self.opt_G.step()
         self._update_ema()
-        if self.occupancy is not None:
-            self.occupancy.update(groups, occupancy_gap, self.world)
         self.step += 1
         logs = {"critic_loss": loss_D.item(), **logs, "generator_loss": adversarial.item(),
                 "feature_matching": matching.item()}
-        if self.occupancy is not None:
-            logs["occupancy_multipliers"] = self.occupancy.rms()
         return logs if summary is None else {**logs, "summary_matching": summary_gap.item()}
 
     def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -329,13 +297,6 @@ class Trainer:
         made = self.system.generative.physics_features(fake)[:, k].view(n, -1, len(k))
         scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
         return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
-
-    def _occupancy_matching(self, fake: torch.Tensor, groups: torch.Tensor):
-        """The Lagrange-multiplier term of the generator loss and the gaps it is updated with (None: off)."""
-        if self.occupancy is None:
-            return torch.zeros((), device=fake.device), None
-        lit = self.system.generative.occupancy(fake).view(len(groups), self.config.group_size, -1)
-        return self.occupancy.term(lit, groups)
 
     def _average_gradients(self, model: torch.nn.Module) -> None:
         if self.world == 1:
@@ -420,8 +381,7 @@ class Trainer:
                 "condition_high": self.conditioning.high.tolist(), "summary": self.conditioning.summary,
                 "generator": self.G.state_dict(),
                 "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
-                "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict(),
-                **({} if self.occupancy is None else {"occupancy_multipliers": self.occupancy.value.cpu()})}
+                "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict()}
 
     def save(self, name: str) -> None:
         from physgan.io import atomic_output
@@ -432,8 +392,7 @@ class Trainer:
 
     def restore(self, checkpoint: dict) -> None:
         mine = asdict(self.config)
-        defaults = asdict(TrainConfig())  # a setting added since the checkpoint was written had its default
-        changed = sorted(k for k in mine if k != "steps" and checkpoint["config"].get(k, defaults[k]) != mine[k])
+        changed = sorted(k for k in mine if k != "steps" and checkpoint["config"].get(k) != mine[k])
         if changed:  # only the number of steps may change: anything else would not be the same run
             raise UserError(f"--resume: the configuration differs from the checkpoint's ({', '.join(changed)})")
         self.G.load_state_dict(checkpoint["generator"])
@@ -442,8 +401,6 @@ class Trainer:
         self.opt_G.load_state_dict(checkpoint["opt_generator"])
         self.opt_D.load_state_dict(checkpoint["opt_critic"])
         self.step, self.best_score = checkpoint["step"], checkpoint["best_score"]
-        if self.occupancy is not None:
-            self.occupancy.value.copy_(checkpoint["occupancy_multipliers"])
 
 
 def summary_indices(system, config: TrainConfig) -> list[int]:

@@ -318,9 +318,3 @@ def test_hierarchical_summaries_must_be_physics_features():
     for names, message in ((["m2"], "not one of the ising physics features"), (["e", "e"], "named twice")):
         with pytest.raises(UserError, match=message):
             summary_indices(ising, tiny_config(hierarchical=names))
-
-
-def test_occupancy_matching_needs_a_system_with_an_occupancy_pattern(small_ising_file, tmp_path):
-    with pytest.raises(UserError, match="no occupancy pattern"):
-        train(small_ising_file, tmp_path / "r", tiny_config(occupancy_matching=0.1), quiet=True)
-

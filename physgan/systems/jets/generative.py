@@ -143,15 +143,6 @@ def physics_features(t: torch.Tensor) -> torch.Tensor:
     return torch.stack([mass, pt, girth, pixels, pt_d, above(60.0), above(90.0), *brighter], dim=1)
 
 
-def occupancy(t: torch.Tensor) -> torch.Tensor:
-    """(B, 625): which pixels are lit, exactly (1 where t > 0) in the forward pass, with the gradient of t
-    in the backward pass (straight-through), so that the generator can be told to light a pixel more
-    or less often: through the gates' own straight-through gradient an empty pixel can be lit.
-    The trainer's occupancy_matching matches each pixel's rate per condition group with it."""
-    t = t.flatten(1)
-    return (t > 0).float() + (t - t.detach())  # exactly 0 or 1 forward
-
-
 def symmetry_codes(batch: int, generator: torch.Generator) -> torch.Tensor:
     """No exact symmetry is left after preprocessing: codes are zeros (draws nothing, so seeds stay aligned)."""
     return torch.zeros(batch, dtype=torch.int64)

@@ -162,36 +162,3 @@ w1_ratio = {{mass = 3.0, tau_21 = 3.0}}
     capsys.readouterr()
     assert main(["run", "jets", "--preset", str(preset), "--out", str(run)]) == 2
     assert "already holds a run" in capsys.readouterr().err
-
-
-def test_occupancy_rates_are_the_lit_fractions_of_each_group(jets_mc):
-    data = prepare_data(get_system("jets"), open_samples(jets_mc[0]))
-    lit = (data.x.flatten(1) > 0).float()
-    assert data.target_occupancy.shape == (len(data.groups), 625)
-    for g, index in enumerate(data.groups):
-        torch.testing.assert_close(data.target_occupancy[g], lit[index].mean(0))
-
-
-def test_occupancy_is_exact_and_its_gradient_can_light_an_empty_pixel():
-    torch.manual_seed(0)
-    G = generative.Generator(2, generative.NetworkConfig(**TINY_NET))
-    t = G(G.latent(16, torch.Generator().manual_seed(0)), torch.zeros(16, 2))
-    occupancy = generative.occupancy(t)
-    assert torch.equal(occupancy.detach(), (t.flatten(1) > 0).float())
-    empty = torch.nonzero((occupancy.detach() == 0).all(0)).squeeze(1)
-    assert len(empty) > 100
-    occupancy[:, empty].sum().backward()
-    gate_bias = G.bias.grad[:625]
-    # raising an empty pixel's occupancy raises its gate (straight through), even where it is far off
-    assert bool((gate_bias[empty] > 0).all())
-
-
-def test_occupancy_multipliers_resume_exactly(jets_mc, tmp_path):
-    config = lambda steps: tiny_jets_config(steps=steps, occupancy_matching=0.5, checkpoint_every=2)
-    straight = train(jets_mc[0], tmp_path / "a", config(4), quiet=True)
-    train(jets_mc[0], tmp_path / "b", config(2), quiet=True)
-    resumed = train(jets_mc[0], tmp_path / "b", config(4), resume=True, quiet=True)
-    torch.testing.assert_close(resumed.occupancy.value, straight.occupancy.value, rtol=0, atol=0)
-    for name, value in straight.G.state_dict().items():
-        torch.testing.assert_close(resumed.G.state_dict()[name], value, rtol=0, atol=0, msg=name)
-    assert float(straight.occupancy.value.abs().max()) > 0
