@@ -183,7 +183,7 @@ class Generator(nn.Module):
         self.condition_bias = nn.Linear(config.embed_dim, 2 * PIXELS * PIXELS + 1, bias=False)
         nn.init.zeros_(self.condition_bias.weight)
         r = _coordinates()[2].flatten()
-        initial = torch.cat([0.8 - 2.0 * r, 1.0 - 2.0 * r, torch.tensor([np.log(275.0)])])
+        initial = torch.cat([0.8 - 2.0 * r, 1.0 - 2.0 * r, torch.tensor([np.log(275.0)], dtype=torch.float32)])
         self.bias = nn.Parameter(initial / BIAS_GAIN)
         self.act = nn.LeakyReLU(0.2)
 
