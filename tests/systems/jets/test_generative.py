@@ -22,7 +22,7 @@ def test_networks_give_non_negative_sparse_images_of_the_right_shape():
     assert t.shape == (3, 1, 25, 25) and bool((t >= 0).all())
     assert 0 < float((t == 0).float().mean()) < 1  # ReLU: exact zeros, as in the data
     assert D(t, cond).shape == (3,)
-    # float32 throughout (a float64 bias made every output unit float64: 16 % slower per step on a CPU)
+    # float32 throughout (a float64 bias made every output unit float64: its passes 16 % slower on a CPU)
     assert {p.dtype for p in [*G.parameters(), *D.parameters()]} == {torch.float32} and t.dtype == torch.float32
     for option in ({"spectrum_features": 40}, {"critic_occupancy": True}):
         critic = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, **option))[1]
