@@ -163,8 +163,13 @@ def straight_through_sign(x: torch.Tensor) -> torch.Tensor:
 
 def magnetisation_threshold(logits: torch.Tensor, abs_m: torch.Tensor) -> torch.Tensor:
     """Per lattice (B, 1, 1, 1), the level between the sorted logits (B, 1, L, L) that leaves
-    N (1 - |m|) / 2 sites below it (rounded), so sign(logits - level) has magnetisation |m| exactly."""
-    flat = logits.detach().flatten(1)
+    N (1 - |m|) / 2 sites below it (rounded), so sign(logits - level) has magnetisation |m| exactly.
+
+    The level keeps its gradient (that of the two logits it lies between). Why: logits - level is then
+    unchanged by a uniform shift of the logits, in the backward pass as in the forward one. Held constant,
+    it let the gradient ask for changes that the threshold undoes, and hierarchical runs ran away to
+    ordered lattices (README, "Ising GAN results")."""
+    flat = logits.flatten(1)
     n = flat.shape[1]
     below = ((1 - abs_m.to(flat.device).clamp(0, 1)) * n / 2).round().long()[:, None]
     ordered = flat.sort(dim=1).values
@@ -179,7 +184,7 @@ def output_spins(logits: torch.Tensor, latent: dict[str, torch.Tensor], config: 
 
     With impose_magnetisation the order parameter is set exactly, by thresholding at the requested |m|:
     what the network then learns is where the minority spins go (domains, the energy), not how many there
-    are. The threshold is treated as a constant in the gradient.
+    are. The gradient also flows through the threshold (magnetisation_threshold says why).
 
     Why scale_invariant: the emitted spins depend only on the signs of the logits, but the straight-through
     surrogate tanh(logits) rewards making them larger, and once a lattice's logits are large everywhere

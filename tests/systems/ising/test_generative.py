@@ -122,6 +122,19 @@ def test_imposed_magnetisation_is_exact(abs_m):
         generative.output_spins(logits, {}, config)
 
 
+@pytest.mark.parametrize("scale_invariant", [False, True])
+def test_imposed_magnetisation_has_no_gradient_along_a_uniform_shift(scale_invariant):
+    """The thresholded field logits - level does not change when every logit of a lattice moves by the
+    same amount, so, with the level's own gradient, every lattice's logit gradients sum to zero."""
+    config = generative.NetworkConfig(impose_magnetisation=True, symmetrize=False, scale_invariant=scale_invariant)
+    logits = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(5)).requires_grad_()
+    weights = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(6))
+    spins = generative.output_spins(logits, {"abs_m": torch.tensor([0.0, 0.25, 0.5, 1.0])}, config)
+    (spins * weights).sum().backward()
+    assert logits.grad.abs().sum() > 0
+    torch.testing.assert_close(logits.grad.sum(dim=(1, 2, 3)), torch.zeros(4), atol=1e-5, rtol=0)
+
+
 def test_scale_invariant_output_keeps_spins_and_has_no_gradient_along_the_scale():
     logits = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3)).requires_grad_()
     latent = {"abs_m": torch.tensor([0.0, 0.25, 0.5, 0.75])}
