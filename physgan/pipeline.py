@@ -48,7 +48,7 @@ def preset_path_values(system_name: str, preset: str) -> dict:
 
 def resolve(system, values: dict) -> dict:
     """Every stage's configuration object, built (and checked) from a preset mapping."""
-    from physgan.gan.train import TrainConfig, build_network_config, summary_indices
+    from physgan.gan.train import TrainConfig, build_network_config, feature_indices
 
     known = {"system", "simulate_train", "simulate_test", "train", "sample", "fidelity"}
     unknown = sorted(set(values) - known)
@@ -56,7 +56,8 @@ def resolve(system, values: dict) -> dict:
         raise UserError(f"unknown preset section {unknown[0]!r} (valid: {', '.join(sorted(known))})")
     train = cfg.build(TrainConfig, values.get("train", {}), "train")
     build_network_config(system, train.network)  # check it now, not after an hour of Monte Carlo
-    summary_indices(system, train)
+    for option in ("hierarchical", "condition_anchors"):
+        feature_indices(system, getattr(train, option), option)
     return {"simulate_train": cfg.build(system.SimulationConfig, values.get("simulate_train", {}), "simulate_train"),
             "simulate_test": cfg.build(system.SimulationConfig, values.get("simulate_test", {}), "simulate_test"),
             "train": train,

@@ -5,12 +5,18 @@ Each raw condition column is mapped from its training range onto [-1, 1]. With h
 normalised the same way. In training they are the summaries of the real sample the condition came from,
 so the critic judges p(sample | condition, summaries) on matched pairs; when generating they are drawn
 from their conditional distribution (physgan/gan/quantiles.py).
+
+With anchors (TrainConfig.condition_anchors) the networks also see, after the raw columns, the training
+mean of each named physics feature at the condition (Ising: <e>(T), <|m|>(T)), interpolated linearly
+between training conditions and normalised the same way. Why: near T_c these means change several times
+faster with T than elsewhere, and a network fed T alone, shared across temperatures, smooths that
+steepness away (README, "Ising GAN results"); in the anchors' coordinates the steep part is linear.
 """
 from __future__ import annotations
 
 import torch
 
-from physgan.gan.quantiles import InterpolatedQuantiles
+from physgan.gan.quantiles import InterpolatedQuantiles, bracket
 
 
 def normalise(cond: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -22,34 +28,50 @@ def normalise(cond: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torc
 class Conditioning:
     """Raw conditions (B, n_cond) [and summaries (B, S)] -> normalised network conditions (B, n_inputs)."""
 
-    def __init__(self, low: torch.Tensor, high: torch.Tensor, summary: dict | None = None):
+    def __init__(self, low: torch.Tensor, high: torch.Tensor, summary: dict | None = None,
+                 anchors: dict | None = None):
         self.low, self.high = low.float(), high.float()
+        self.anchors = anchors  # {"features", "conditions", "means", "low", "high"} or None
         self.summary = summary  # {"features", "low", "high"} and the quantile tables, or None
         self.quantiles = InterpolatedQuantiles.from_state(summary) if summary else None
 
     @classmethod
-    def fit(cls, cond: torch.Tensor, summary_values: torch.Tensor | None = None, features=()) -> "Conditioning":
+    def fit(cls, cond: torch.Tensor, summary_values: torch.Tensor | None = None, features=(),
+            anchor_values: torch.Tensor | None = None, anchor_features=()) -> "Conditioning":
         """From the training conditions (N, n_cond) and, for hierarchical generation, the summaries (N, S)
-        of every sample, named by `features`."""
+        of every sample, named by `features`; for anchors, the anchor features (N, A) of every sample,
+        named by `anchor_features` (their means per distinct value of the one condition become the table)."""
         low, high = cond.min(0).values, cond.max(0).values
+        anchors = None
+        if anchor_values is not None:
+            distinct, which = torch.unique(cond[:, 0], return_inverse=True)
+            means = torch.stack([anchor_values[which == j].double().mean(0) for j in range(len(distinct))]).float()
+            anchors = {"features": list(anchor_features), "conditions": distinct.float(), "means": means,
+                       "low": means.min(0).values, "high": means.max(0).values}
         if summary_values is None:
-            return cls(low, high)
+            return cls(low, high, anchors=anchors)
         model = InterpolatedQuantiles.fit(cond, summary_values)
         return cls(low, high, {"features": list(features), "low": summary_values.min(0).values.float(),
-                               "high": summary_values.max(0).values.float(), **model.state_dict()})
+                               "high": summary_values.max(0).values.float(), **model.state_dict()}, anchors)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "Conditioning":
         low, high = (torch.tensor(checkpoint[k], dtype=torch.float32) for k in ("condition_low", "condition_high"))
-        return cls(low, high, checkpoint.get("summary"))
+        return cls(low, high, checkpoint.get("summary"), checkpoint.get("anchors"))
 
     @property
     def n_inputs(self) -> int:
-        return len(self.low) + (len(self.summary["features"]) if self.summary else 0)
+        return (len(self.low) + (len(self.summary["features"]) if self.summary else 0)
+                + (len(self.anchors["features"]) if self.anchors else 0))
 
     def real(self, cond: torch.Tensor, summary_values: torch.Tensor | None = None) -> torch.Tensor:
         """Network conditions for raw conditions and, if hierarchical, the given summaries (B, S)."""
         x = normalise(cond, self.low.to(cond.device), self.high.to(cond.device))
+        if self.anchors is not None:
+            a = {k: self.anchors[k].to(cond.device) for k in ("conditions", "means", "low", "high")}
+            below, above, weight = bracket(a["conditions"], cond[:, 0])
+            means = torch.lerp(a["means"][below], a["means"][above], weight[:, None])
+            x = torch.cat([x, normalise(means, a["low"], a["high"])], dim=1)
         if self.summary is None:
             return x
         s = {k: self.summary[k].to(cond.device) for k in ("low", "high")}

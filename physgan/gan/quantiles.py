@@ -57,10 +57,7 @@ class InterpolatedQuantiles(nn.Module):
 
     def sample(self, cond: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Summaries (B, S) at conditions cond (B, 1) for uniform numbers u (B, S) in [0, 1)."""
-        c = self.conditions.to(cond.device)
-        above = torch.searchsorted(c, cond[:, 0].contiguous()).clamp(min(1, len(c) - 1), len(c) - 1)
-        below = (above - 1).clamp_min(0)
-        weight = ((cond[:, 0] - c[below]) / (c[above] - c[below]).clamp_min(1e-12)).clamp(0, 1)  # 0/1 beyond the ends
+        below, above, weight = bracket(self.conditions.to(cond.device), cond[:, 0])
         u = u.to(cond.device)
         between = lambda table: torch.lerp(table(below), table(above), weight)
         first = self.first.to(cond.device)
@@ -70,6 +67,15 @@ class InterpolatedQuantiles(nn.Module):
         for i in range(rest.shape[-1]):
             out.append(between(lambda j: _at_level(rest[j, bin_of, :, i], u[:, i + 1])))
         return torch.stack(out, dim=1)
+
+
+def bracket(c: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For points x (B,) and increasing nodes c (J,): the nodes below and above each point and the linear
+    interpolation weight between them (0 or 1 beyond the ends: flat extrapolation)."""
+    above = torch.searchsorted(c, x.contiguous()).clamp(min(1, len(c) - 1), len(c) - 1)
+    below = (above - 1).clamp_min(0)
+    weight = ((x - c[below]) / (c[above] - c[below]).clamp_min(1e-12)).clamp(0, 1)
+    return below, above, weight
 
 
 def _at_level(q: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

@@ -79,6 +79,10 @@ class TrainConfig:
     """physics features (of the system's FEATURE_NAMES, e.g. ["abs_m"] or ["abs_m", "e"]) drawn first, from
     their distribution interpolated between training conditions; the generator is conditioned on them
     too (physgan/gan/quantiles.py says why). Empty: off"""
+    condition_anchors: list[str] = field(default_factory=list)
+    """physics features (e.g. ["e", "abs_m"]) whose training mean at the condition, interpolated between
+    training conditions, the networks receive as extra condition inputs (physgan/gan/conditioning.py says
+    why). Empty: off"""
     summary_matching: float = 5.0
     """hierarchical: weight of the term ((summaries of each generated sample - the requested ones) /
     training spread)^2 in the generator loss"""
@@ -183,8 +187,10 @@ class Trainer:
         self.device = resolve_device(config.device, self.rank)
         self.network_config = build_network_config(system, config.network)
         self.summary_columns = summary_indices(system, config)
-        self.conditioning = Conditioning.fit(data.cond, data.features[:, self.summary_columns] if self.summary_columns
-                                             else None, config.hierarchical)
+        anchors = feature_indices(system, config.condition_anchors, "condition_anchors")
+        self.conditioning = Conditioning.fit(
+            data.cond, data.features[:, self.summary_columns] if self.summary_columns else None,
+            config.hierarchical, data.features[:, anchors] if anchors else None, config.condition_anchors)
         torch.manual_seed(config.seed)  # initial weights: identical on every rank
         self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(
             tuple(data.x.shape[1:]), self.conditioning.n_inputs, self.network_config))
@@ -379,6 +385,7 @@ class Trainer:
                 "network": asdict(self.network_config), "shape": list(self.data.x.shape[1:]),
                 "conditions": list(self.system.CONDITIONS), "condition_low": self.conditioning.low.tolist(),
                 "condition_high": self.conditioning.high.tolist(), "summary": self.conditioning.summary,
+                "anchors": self.conditioning.anchors,
                 "generator": self.G.state_dict(),
                 "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
                 "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict()}
@@ -405,17 +412,23 @@ class Trainer:
 
 def summary_indices(system, config: TrainConfig) -> list[int]:
     """Columns of the hierarchical summaries among the system's physics features (empty: not hierarchical)."""
-    names = list(system.generative.FEATURE_NAMES)
-    if config.hierarchical and len(system.CONDITIONS) != 1:  # the summary model interpolates along one condition
-        raise UserError(f"hierarchical generation needs one continuous condition; {system.NAME} has "
+    return feature_indices(system, config.hierarchical, "hierarchical")
+
+
+def feature_indices(system, names: list[str], option: str) -> list[int]:
+    """Columns of the named physics features, for an option (hierarchical, condition_anchors) whose
+    model interpolates along the system's one continuous condition."""
+    known = list(system.generative.FEATURE_NAMES)
+    if names and len(system.CONDITIONS) != 1:
+        raise UserError(f"{option} needs one continuous condition; {system.NAME} has "
                         f"{len(system.CONDITIONS)} ({', '.join(system.CONDITIONS)})")
-    for name in config.hierarchical:
-        if name not in names:
-            raise UserError(f"hierarchical: {name!r} is not one of the {system.NAME} physics features "
-                            f"({', '.join(names)})")
-    if len(set(config.hierarchical)) < len(config.hierarchical):
-        raise UserError("hierarchical: a feature is named twice")
-    return [names.index(name) for name in config.hierarchical]
+    for name in names:
+        if name not in known:
+            raise UserError(f"{option}: {name!r} is not one of the {system.NAME} physics features "
+                            f"({', '.join(known)})")
+    if len(set(names)) < len(names):
+        raise UserError(f"{option}: a feature is named twice")
+    return [known.index(name) for name in names]
 
 
 def resolve_device(device: str, rank: int = 0) -> torch.device:

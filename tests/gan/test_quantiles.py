@@ -76,3 +76,22 @@ def test_conditioning_appends_the_normalised_summary_and_survives_a_checkpoint(t
     assert conditioning.named(drawn[0])["abs_x"] is not None and conditioning.real(c, drawn[0]).shape == (64, 2)
     plain = Conditioning.fit(cond)
     assert plain.n_inputs == 1 and plain.draw_summaries(c, torch.Generator()) is None and plain.named(None) == {}
+
+
+def test_anchors_are_the_training_means_interpolated_between_conditions(tmp_path):
+    cond, values = gaussian_training_set(1000)
+    means = torch.stack([values[:1000].mean(), values[1000:].mean()])  # about 0 and 4
+    conditioning = Conditioning.fit(2 + cond, anchor_values=values[:, None], anchor_features=["x"])
+    assert conditioning.n_inputs == 2
+    at = lambda c: conditioning.real(torch.tensor([[c]]))[0]
+    # [normalised condition, normalised mean]: the ends of the table map onto -1 and +1
+    torch.testing.assert_close(at(2.0), torch.tensor([-1.0, -1.0]))
+    torch.testing.assert_close(at(3.0), torch.tensor([1.0, 1.0]))
+    torch.testing.assert_close(at(2.25), torch.tensor([-0.5, -0.5]))  # linear in between
+    torch.testing.assert_close(at(5.0)[1], torch.tensor(1.0))  # flat beyond the training range
+    torch.save({"condition_low": conditioning.low.tolist(), "condition_high": conditioning.high.tolist(),
+                "summary": None, "anchors": conditioning.anchors}, tmp_path / "c.pt")
+    loaded = Conditioning.from_checkpoint(torch.load(tmp_path / "c.pt", weights_only=True))
+    torch.testing.assert_close(loaded.anchors["means"][:, 0], means)
+    c = torch.linspace(1.5, 3.5, 9)[:, None]
+    torch.testing.assert_close(loaded.real(c), conditioning.real(c))

@@ -199,6 +199,7 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     (["run", "ising", "--preset", "nope", "--out", "{tmp}/r"], "unknown preset"),
     (["run", "ising", "--out", "{tmp}/r", "--set", "train.network.generator=unet"], "network.generator"),
     (["run", "ising", "--out", "{tmp}/r", "--set", 'train.hierarchical=["m2"]'], "not one of the ising physics features"),
+    (["run", "jets", "--out", "{tmp}/r", "--set", 'train.condition_anchors=["mass"]'], "one continuous condition"),
 ])
 def test_bad_training_and_sampling_inputs(small_ising_file, tmp_path, capsys, args, message):
     args = [a.format(data=small_ising_file, tmp=tmp_path) for a in args]
@@ -307,8 +308,18 @@ def test_the_summary_term_vanishes_when_every_sample_has_its_summary(small_ising
     assert trainer._summary_matching(flipped, groups, summary).item() == pytest.approx(float(expected), rel=1e-4)
 
 
+def test_anchors_give_the_networks_each_training_temperature_s_mean_features(small_ising_file, tmp_path):
+    data = prepare_data(get_system("ising"), open_samples(small_ising_file))
+    trainer = Trainer(get_system("ising"), data, tiny_config(condition_anchors=["e", "abs_m"]), tmp_path)
+    assert trainer.conditioning.n_inputs == 3
+    got = trainer.conditioning.real(data.group_cond)[:, 1:]
+    low, high = data.target_mean.min(0).values, data.target_mean.max(0).values
+    torch.testing.assert_close(got, 2 * (data.target_mean - low) / (high - low) - 1)
+    trainer.train_step()  # the networks take the extra inputs
+
+
 def test_hierarchical_summaries_must_be_physics_features():
-    from physgan.gan.train import summary_indices
+    from physgan.gan.train import feature_indices, summary_indices
 
     ising = get_system("ising")
     assert summary_indices(ising, tiny_config(hierarchical=["abs_m", "e"])) == [1, 0]
@@ -318,3 +329,5 @@ def test_hierarchical_summaries_must_be_physics_features():
     for names, message in ((["m2"], "not one of the ising physics features"), (["e", "e"], "named twice")):
         with pytest.raises(UserError, match=message):
             summary_indices(ising, tiny_config(hierarchical=names))
+        with pytest.raises(UserError, match=f"condition_anchors: .*{message}"):
+            feature_indices(ising, names, "condition_anchors")
