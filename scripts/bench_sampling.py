@@ -31,17 +31,20 @@ BATCHES = (256, 1024, 4096, 16384, 65536)
 
 
 def generator_for(L: int, preset: str, device: str):
-    network = build(generative.NetworkConfig, preset_path_values("ising", preset)["train"].get("network", {}))
-    generator, _ = generative.make_networks((1, L, L), 1, network)
-    return generator.to(device).eval(), network
+    train = preset_path_values("ising", preset)["train"]
+    network = build(generative.NetworkConfig, train.get("network", {}))
+    # T, then the hierarchical summaries and the anchors: the condition inputs a trained checkpoint has
+    n_cond = 1 + len(train.get("hierarchical", [])) + len(train.get("condition_anchors", []))
+    generator, _ = generative.make_networks((1, L, L), n_cond, network)
+    return generator.to(device).eval(), network, n_cond
 
 
 @torch.no_grad()
-def generated_per_second(generator, L: int, batch: int, device: str, seconds: float) -> float:
+def generated_per_second(generator, n_cond: int, L: int, batch: int, device: str, seconds: float) -> float:
     """Lattices per second, including the +-1 int8 conversion and the copy to the host."""
     rng = torch.Generator().manual_seed(0)
-    cond = torch.zeros(batch, 1, device=device)
-    latent = generator.latent(batch, rng)
+    cond = torch.zeros(batch, n_cond, device=device)
+    latent = {**generator.latent(batch, rng), "abs_m": torch.rand(batch, generator=rng)}  # used if imposed
 
     def once():
         spins = generative.to_arrays(generator(latent, cond), cond)["spins"]
@@ -141,12 +144,12 @@ def main(argv=None) -> None:
     for L in args.sizes:
         mc_rate, algorithm, thin = independent_configurations_per_second(L, args.T, 256 if args.quick else 2048)
         for device in devices:
-            generator, network = generator_for(L, args.preset, device)
+            generator, network, n_cond = generator_for(L, args.preset, device)
             for batch in BATCHES:
                 if device == "cpu" and activation_gb(network, L, batch) > args.max_memory_gb:
                     print(f"{L} | {device} | {batch} | skipped (> {args.max_memory_gb} GB of activations)")
                     continue
-                rate = generated_per_second(generator, L, batch, device, seconds)
+                rate = generated_per_second(generator, n_cond, L, batch, device, seconds)
                 print(f"{L} | {device} | {batch} | {rate:.0f} | {mc_rate:.0f} ({algorithm}, {thin}) | "
                       f"{rate / mc_rate:.2g}x", flush=True)
 

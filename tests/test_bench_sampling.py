@@ -1,0 +1,16 @@
+"""The sampling benchmark builds each Ising preset's generator with the condition inputs a trained
+checkpoint of that preset has (hierarchical summaries, anchors), and runs it."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
+bench = pytest.importorskip("bench_sampling")
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_the_benchmark_runs_each_ising_preset_s_generator(preset):
+    generator, _, n_cond = bench.generator_for(8, preset, "cpu")
+    assert n_cond == {"quick": 4, "full": 1}[preset]  # quick: T, |m| summary, <e> and <|m|> anchors
+    assert bench.generated_per_second(generator, n_cond, 8, 4, "cpu", seconds=0) > 0
