@@ -65,7 +65,8 @@ class Conditioning:
                 + (len(self.anchors["features"]) if self.anchors else 0))
 
     def real(self, cond: torch.Tensor, summary_values: torch.Tensor | None = None) -> torch.Tensor:
-        """Network conditions for raw conditions and, if hierarchical, the given summaries (B, S)."""
+        """Network conditions for raw conditions: the normalised conditions, then (with anchors) the
+        normalised anchor means at them, then (if hierarchical) the given summaries (B, S), normalised."""
         x = normalise(cond, self.low.to(cond.device), self.high.to(cond.device))
         if self.anchors is not None:
             a = {k: self.anchors[k].to(cond.device) for k in ("conditions", "means", "low", "high")}
