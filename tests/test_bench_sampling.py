@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "scripts"))
-bench = pytest.importorskip("bench_sampling")
+import bench_sampling as bench  # noqa: E402
 
 
 @pytest.mark.parametrize("preset", ["quick", "full"])
