@@ -6,6 +6,7 @@ keys and values of the wrong type are user errors, so a typo never silently does
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 import types
 import typing
@@ -103,13 +104,19 @@ def build(cls, values: dict, where: str = "configuration"):
 
 def to_toml(values: dict, prefix: str = "") -> str:
     """Write a nested mapping of plain values (numbers, strings, booleans, lists) as TOML."""
-    scalars = [f"{k} = {_toml_value(v)}" for k, v in values.items() if not isinstance(v, dict) and v is not None]
+    scalars = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items()
+               if not isinstance(v, dict) and v is not None]
     lines = scalars + [""] if scalars else []
     for key, value in values.items():
         if isinstance(value, dict):
-            name = f"{prefix}{key}"
+            name = f"{prefix}{_toml_key(key)}"
             lines += [f"[{name}]", to_toml(value, name + ".").rstrip(), ""]
     return "\n".join(lines).strip() + "\n"
+
+
+def _toml_key(key: str) -> str:
+    """A bare key where TOML allows one, else a quoted one (e.g. "abs_m@2.2:2.4")."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(str(key))
 
 
 def _toml_value(value) -> str:

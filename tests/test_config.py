@@ -63,3 +63,11 @@ def test_overrides_nest_and_round_trip_through_toml():
 def test_unknown_preset_is_a_user_error():
     with pytest.raises(UserError, match="unknown preset"):
         load_preset("no-such-preset")
+
+
+@pytest.mark.parametrize("name", ["ising-quick", "ising-full", "jets-quick", "jets-full"])
+def test_every_preset_round_trips_through_toml(name):
+    # a run directory's config.toml is written with to_toml and must load again as a preset
+    # (the full Ising preset has keys such as "abs_m@2.2:2.4" that TOML allows only quoted)
+    values = load_preset(name)
+    assert tomllib.loads(to_toml(values)) == values

@@ -207,6 +207,16 @@ def _tolerance(relative: dict, name: str, T: float) -> float | None:
     return relative.get(name)
 
 
+def refine_sweeps(samples) -> int:
+    """Metropolis sweeps applied to a generated sample file after the generator (0: none, or not generated)."""
+    return int((samples.provenance.get("config") or {}).get("refine_sweeps", 0) or 0)
+
+
+def refinement_note(samples) -> str:
+    sweeps = refine_sweeps(samples)
+    return f"; generator + {sweeps} Metropolis sweeps" if sweeps else ""
+
+
 def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dict | None = None) -> tuple[str, dict]:
     """Generated vs reference Monte Carlo per temperature: <e>, <|m|>, fraction of m > 0, and pass/fail.
 
@@ -257,7 +267,8 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
     passed = all(r["pass"] for r in results + peaks)
     tolerance = "not checked" if fidelity.peak_tolerance is None else f"tolerance {fidelity.peak_tolerance:g}"
     text = "\n".join([
-        f"generated ({generated.path}, n = {generated.n}) vs Monte Carlo ({reference.path}, n = {reference.n}), L = {L}",
+        f"generated ({generated.path}, n = {generated.n}{refinement_note(generated)}) vs Monte Carlo "
+        f"({reference.path}, n = {reference.n}), L = {L}",
         format_table(["T", "exact e", "MC <e>", "GAN <e>", "diff", "MC <|m|>", "GAN <|m|>", "diff", "GAN m>0"], rows),
         f"tolerances: {fidelity.relative} relative or 3 combined standard errors; "
         f"fraction m > 0 in {fidelity.fraction_positive} below T_c",
