@@ -26,6 +26,37 @@ def energy_per_site(spins: np.ndarray) -> np.ndarray:
     return -bonds.reshape(len(s), -1).mean(axis=1, dtype=np.float64)
 
 
+def local_field_fractions(spins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per configuration, the fractions of sites whose local field h_i (the sum of the 4 neighbours)
+    has |h_i| = 4 and |h_i| = 2; spins (n, L, L) of +-1 -> two (n,) float64."""
+    s = spins.astype(np.int8)
+    h = np.abs(np.roll(s, 1, 1) + np.roll(s, -1, 1) + np.roll(s, 1, 2) + np.roll(s, -1, 2)).reshape(len(s), -1)
+    return (h == 4).mean(axis=1, dtype=np.float64), (h == 2).mean(axis=1, dtype=np.float64)
+
+
+def local_temperature(e: np.ndarray, w4: np.ndarray, w2: np.ndarray) -> float:
+    """The temperature at which lattices are in local equilibrium, from the Callen identity.
+
+    In equilibrium at beta each spin, given its neighbours, is +1 with probability e^{beta h}/(2 cosh beta h),
+    so <s_i h_i> = <h_i tanh(beta h_i)>. Averaged over sites: -2<e> = 4 tanh(4 beta) <w4> + 2 tanh(2 beta) <w2>
+    (w4, w2: fractions of sites with |h| = 4, 2; e, w4, w2 per configuration, as local_field_fractions).
+    The right side grows with beta, so the solution is unique: 1/beta is T for a Boltzmann sample at T, at
+    any L, with no reference sample needed. Lattices with more broken bonds than their neighbourhoods allow
+    at T (too disordered locally) give a higher temperature. Returns inf when -2<e> <= 0, 0 when even
+    beta = inf cannot match it (more order than any temperature gives these neighbourhoods).
+    """
+    a, W4, W2 = -2 * np.mean(e), np.mean(w4), np.mean(w2)
+    if a <= 0:
+        return float("inf")
+    if a >= 4 * W4 + 2 * W2:
+        return 0.0
+    low, high = 0.0, 1.0  # u = tanh(2 beta) in (0, 1); tanh(4 beta) = 2u / (1 + u^2)
+    for _ in range(60):
+        u = 0.5 * (low + high)
+        low, high = (u, high) if 8 * u / (1 + u * u) * W4 + 2 * u * W2 < a else (low, u)
+    return float(4.0 / np.log((1 + u) / (1 - u)))  # beta = artanh(u) / 2 = ln((1 + u) / (1 - u)) / 4
+
+
 def correlation_function(spins: np.ndarray) -> np.ndarray:
     """G(r) = <s_i s_{i+r}> along the two axes, averaged over sites and axes, per configuration.
 
@@ -217,6 +248,18 @@ def refinement_note(samples) -> str:
     return f"; generator + {sweeps} Metropolis sweeps" if sweeps else ""
 
 
+def local_equilibrium_lines(metrics: dict | None) -> list[str]:
+    """The range of T_local - T over temperatures for both samples, from physgan validate's metrics."""
+    rows = ((metrics or {}).get("ising") or {}).get("local_temperature")
+    if not rows:
+        return []
+    def span(who):
+        gaps = [(row[who] - float(row["T"]), row["T"]) for row in rows]
+        (low, t_low), (high, t_high) = min(gaps), max(gaps)
+        return f"{low:+.4f} (T = {float(t_low):.4g}) to {high:+.4f} (T = {float(t_high):.4g})"
+    return [f"local-equilibrium temperature (Callen identity) minus T: GAN {span('gen')}; MC {span('ref')}"]
+
+
 def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dict | None = None) -> tuple[str, dict]:
     """Generated vs reference Monte Carlo per temperature: <e>, <|m|>, fraction of m > 0, and pass/fail.
 
@@ -226,7 +269,7 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
     test); below T_c the fraction of m > 0 must lie in fidelity.fraction_positive (a generator collapsed
     onto one sign fails); the peak temperatures of C and chi' (parabola through the largest value and its
     neighbours) must agree within fidelity.peak_tolerance.
-    `metrics` (physgan validate's) is not needed here.
+    `metrics` (physgan validate's), where given, adds a line on local equilibrium (not a check).
     """
     from physgan.errors import UserError
     from physgan.systems.ising.exact import critical_temperature
@@ -274,6 +317,7 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
         f"fraction m > 0 in {fidelity.fraction_positive} below T_c",
         *(f"peak temperature of {PEAKS[p['quantity']]}: MC {p['T_peak_ref']:.4f}, GAN {p['T_peak_gen']:.4f} "
           f"({tolerance}){'' if p['pass'] else ' FAIL'}" for p in peaks),
+        *local_equilibrium_lines(metrics),
         f"fidelity: {'PASS' if passed else 'FAIL'} ({sum(r['pass'] for r in results)} of {len(results)} temperatures"
         f"{'' if all(p['pass'] for p in peaks) else '; peak temperatures differ'})"])
     return text, {"pass": passed, "per_condition": results, "peaks": peaks}

@@ -41,7 +41,9 @@ system-specific. The interface, which a jets plug-in implements with the same na
 Ising specifics. Observables: e = E/N, |m|, signed m (a generator that collapses onto one sign of m
 below T_c fails on it while e and |m| can look perfect) and m^2. Extras: thermodynamics per temperature
 (<e>, C, <|m|>, chi', U4, kappa_3, xi) with jackknife errors next to exact values, the fraction of m > 0,
-G(r), and Fuerrutter's observable distance (PHYSICS.md section 1):
+G(r), the local-equilibrium temperature of each sample (Callen identity, observables.local_temperature:
+a reference-free check that equals T for any Boltzmann sample) and Fuerrutter's observable distance
+(PHYSICS.md section 1):
 
     D_T = sqrt((1/6) sum_i ((x_gen,i - x_MC,i) / sigma_MC,i)^2),  D = mean of D_T over temperatures,
 
@@ -70,7 +72,8 @@ import numpy as np
 from physgan.errors import UserError
 from physgan.io import DEFAULT_CHUNK
 from physgan.stats import jackknife
-from physgan.systems.ising.observables import energy_per_site, exact_values, magnetization, per_temperature
+from physgan.systems.ising.observables import (energy_per_site, exact_values, local_field_fractions, local_temperature,
+                                              magnetization, per_temperature)
 from physgan.validation.validate import (Observable, RowPicker, nearest_neighbour_summary, shortest_float,
                                         strided)
 
@@ -151,14 +154,15 @@ def structure_factor_kmin(spins: np.ndarray) -> np.ndarray:
 
 def _features(spins: np.ndarray) -> dict[str, np.ndarray]:
     m = magnetization(spins)
+    w4, w2 = local_field_fractions(spins)
     return {"e": energy_per_site(spins), "abs_m": np.abs(m), "m": m, "m2": m * m,
-            "S_kmin": structure_factor_kmin(spins)}
+            "S_kmin": structure_factor_kmin(spins), "w4": w4, "w2": w2}
 
 
 def per_sample(samples, keep: np.ndarray | None = None, chunk_size: int = DEFAULT_CHUNK):
     """Stream the file once: per-sample features and the lattices at the indices `keep`.
 
-    Returns (features, kept): features e, abs_m, m, m2, S_kmin (n,) float64, G (n_G, L//2 + 1) float32
+    Returns (features, kept): features e, abs_m, m, m2, S_kmin, w4, w2 (n,) float64, G (n_G, L//2 + 1) float32
     with G_index (n_G,), the correlation function of every k-th configuration (at most CORRELATION_SAMPLES:
     the FFT would otherwise cost more than everything else), and memorisation_spins (at most
     MEMORISATION_QUERIES, L, L) int8, evenly strided lattices; kept (len(keep), 1, L, L) int8.
@@ -298,6 +302,17 @@ def _pull(value: float, error: float, expected: float) -> float:
     return float((value - expected) / error) if error > 0 else float("nan")
 
 
+def local_temperatures(measured) -> list[dict]:
+    """Per condition: the local-equilibrium temperature (observables.local_temperature) with its jackknife
+    error; the Callen identity makes it equal T for any Boltzmann sample, without a reference."""
+    f = measured.features
+    out = []
+    for c, members in enumerate(measured.groups):
+        value, error = jackknife(local_temperature, f["e"][members], f["w4"][members], f["w2"][members])
+        out.append({"T_local": value, "T_local_err": error})
+    return out
+
+
 def correlation_table(measured) -> list[dict]:
     """Per condition: G(r) for r = 0 ... L/2 with standard errors (from the strided subsample of per_sample)."""
     g_all, condition = measured.features["G"].astype(np.float64), measured.index[measured.features["G_index"]]
@@ -314,6 +329,7 @@ def extras(reference, generated, seed: int = 0) -> dict:
     L = lattice_size(reference.samples)
     ref_rows, gen_rows = thermodynamics(reference, L), thermodynamics(generated, L)
     ref_g, gen_g = correlation_table(reference), correlation_table(generated)
+    ref_local, gen_local = local_temperatures(reference), local_temperatures(generated)
     return {
         "L": L,
         "thermodynamics": [{"T": r["T"], "ref": r, "gen": g} for r, g in zip(ref_rows, gen_rows)],
@@ -322,6 +338,9 @@ def extras(reference, generated, seed: int = 0) -> dict:
                                  "gen": g["frac_m_pos"], "gen_err": g["frac_m_pos_err"]}
                                 for r, g in zip(ref_rows, gen_rows)],
         "exact": exact_comparison(ref_rows, gen_rows, L),
+        "local_temperature": [{"T": r["T"], "ref": rl["T_local"], "ref_err": rl["T_local_err"],
+                               "gen": gl["T_local"], "gen_err": gl["T_local_err"]}
+                              for r, rl, gl in zip(ref_rows, ref_local, gen_local)],
         "correlation_function": [{"T": r["T"], "r": list(range(L // 2 + 1)), "ref": rg["G"], "ref_err": rg["G_err"],
                                   "gen": gg["G"], "gen_err": gg["G_err"]}
                                  for r, rg, gg in zip(ref_rows, ref_g, gen_g)],
@@ -382,6 +401,19 @@ def report_content(extras: dict) -> dict:
                                                   f"{e[n]['gen_pull']:+.2f}")] for e in extras["exact"]],
                    "note": "Kaufman's solution of the L × L torus (Ferdinand & Fisher 1969); enumeration for L ≤ 4; "
                            "pull = (measured − exact)/standard error"})
+    local = extras["local_temperature"]
+    tables.append({"title": "Local equilibrium: the temperature each sample's neighbourhoods are in equilibrium at",
+                   "headers": ["T", "T_local ref", "T_local gen", "gen − T"],
+                   "rows": [[f"{t['T']:.4g}", with_error(t["ref"], t["ref_err"]), with_error(t["gen"], t["gen_err"]),
+                             f"{t['gen'] - float(t['T']):+.4f}"] for t in local],
+                   "note": "Callen identity <s h> = <h tanh(h/T)> (h: sum of the 4 neighbours) solved for T; "
+                           "a Boltzmann sample at T gives T (no reference needed); higher: too disordered "
+                           "locally, lower: too ordered; jackknife errors (32 blocks)"})
+    worst = max(local, key=lambda t: abs(t["gen"] - float(t["T"])) / max(t["gen_err"], 1e-12))
+    summary.append(("Local equilibrium (Callen identity)",
+                    f"generated lattices at T = {worst['T']:.4g} are in local equilibrium at "
+                    f"{with_error(worst['gen'], worst['gen_err'])} (the largest pull over temperatures; "
+                    f"reference: {with_error(worst['ref'], worst['ref_err'])})"))
     return {"summary": summary, "tables": tables}
 
 
