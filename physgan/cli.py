@@ -145,9 +145,6 @@ def _add_sample(commands) -> None:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--refine-sweeps", type=int, default=0, metavar="K",
-                   help="Ising: K Metropolis sweeps of each generated lattice at its temperature (default 0: "
-                        "the generator's lattices as they are); recorded in the file's provenance")
     _add_output(p)
     p.set_defaults(run=_sample)
 
@@ -257,8 +254,7 @@ def _sample(args) -> None:
 
     options = {"T": args.T, "class": args.classes, "pt": args.pt, "n": args.n}
     timing = sample_to_file(args.checkpoint, args.out, options, batch_size=args.batch_size, device=args.device,
-                            seed=args.seed, refine_sweeps=args.refine_sweeps, root=args.root, force=args.force,
-                            quiet=args.quiet)
+                            seed=args.seed, root=args.root, force=args.force, quiet=args.quiet)
     if not args.quiet:
         print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
 

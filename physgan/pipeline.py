@@ -36,8 +36,6 @@ class SampleConfig:
     """samples per generator call"""
     seed: int = 12345
     """seed of the latent draws"""
-    refine_sweeps: int = 0
-    """Ising: Metropolis sweeps of each generated lattice at its temperature (0: the generator alone)"""
 
 
 def preset_path_values(system_name: str, preset: str) -> dict:
@@ -108,7 +106,7 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     sampling = stage("sample", lambda: sample_to_file(
         run_dir / "checkpoints/best.pt", run_dir / "samples/generated.h5", system.generative.test_conditions(test),
         stages["sample"].n_per_condition, batch_size=stages["sample"].batch_size, device=stages["train"].device,
-        seed=stages["sample"].seed, refine_sweeps=stages["sample"].refine_sweeps, force=resume, quiet=quiet))
+        seed=stages["sample"].seed, force=resume, quiet=quiet))
     generated = open_samples(run_dir / "samples/generated.h5")
     speed = {"monte_carlo": {"n": open_samples(run_dir / "data/train.h5").n + test.n,
                              "seconds": timings["simulate train"] + timings["simulate test"]},

@@ -7,12 +7,10 @@ Jets (--system jets): generated 25 x 25 images per second (in GeV, on the host) 
 and per second with the image observables filled in (what `physgan sample` writes: mass, tau_N, delta R
 through FastJet), next to physgan's Pythia 8 + FastJet Monte Carlo's ms per selected jet (measured here on
 --mc-jets jets per class, one process), and the speed-ups.
-With --refine-sweeps K (physgan sample --refine-sweeps), also the lattices per second that K Metropolis
-sweeps at T refine (on the CPU, where physgan refines) and the speed-up of generator + refinement.
 The generator has the architecture of a preset (default: full) with untrained weights: its speed does not
 depend on the weights. Batches whose activations would exceed --max-memory-gb are skipped.
 
-    python scripts/bench_sampling.py [--quick] [--preset full] [--T 2.269] [--refine-sweeps 32]
+    python scripts/bench_sampling.py [--quick] [--preset full] [--T 2.269]
     python scripts/bench_sampling.py --system jets [--quick] [--preset full] [--mc-jets 100]
 """
 import argparse
@@ -59,22 +57,6 @@ def generated_per_second(generator, n_cond: int, L: int, batch: int, device: str
     if device == "cuda":
         torch.cuda.synchronize()
     return done / (time.perf_counter() - start)
-
-
-def refined_per_second(L: int, T: float, sweeps: int, seconds: float, n: int = 4096) -> float:
-    """Lattices per second through `sweeps` Metropolis sweeps at T (the refinement of physgan sample)."""
-    import numpy as np
-
-    from physgan.systems.ising.refinement import refine
-
-    spins = np.random.default_rng(0).choice(np.array([-1, 1], np.int8), size=(n, L, L))
-    temperatures = np.full(n, T, np.float32)
-    done, started = 0, time.perf_counter()
-    while True:
-        refine(spins, temperatures, sweeps, np.random.SeedSequence(done))
-        done += n
-        if time.perf_counter() - started >= seconds:
-            return done / (time.perf_counter() - started)
 
 
 def activation_gb(network, L: int, batch: int) -> float:
@@ -151,7 +133,6 @@ def main(argv=None) -> None:
     parser.add_argument("--max-memory-gb", type=float, default=4.0)
     parser.add_argument("--system", choices=["ising", "jets"], default="ising")
     parser.add_argument("--mc-jets", type=int, default=100, help="jets: Monte Carlo jets per class timed")
-    parser.add_argument("--refine-sweeps", type=int, default=0, help="Ising: also time K Metropolis sweeps")
     args = parser.parse_args(argv)
     seconds = 0.5 if args.quick else 2.0
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -162,10 +143,6 @@ def main(argv=None) -> None:
     print("L | device | batch | generated/s | MC independent/s (algorithm, thin) | speed-up")
     for L in args.sizes:
         mc_rate, algorithm, thin = independent_configurations_per_second(L, args.T, 256 if args.quick else 2048)
-        refine_rate = refined_per_second(L, args.T, args.refine_sweeps, seconds) if args.refine_sweeps else None
-        if refine_rate:
-            print(f"{L} | refinement ({args.refine_sweeps} Metropolis sweeps, cpu) | 4096 | {refine_rate:.0f} | "
-                  f"{mc_rate:.0f} | {refine_rate / mc_rate:.2g}x")
         for device in devices:
             generator, network, n_cond = generator_for(L, args.preset, device)
             for batch in BATCHES:
@@ -173,9 +150,8 @@ def main(argv=None) -> None:
                     print(f"{L} | {device} | {batch} | skipped (> {args.max_memory_gb} GB of activations)")
                     continue
                 rate = generated_per_second(generator, n_cond, L, batch, device, seconds)
-                hybrid = "" if not refine_rate else f" (with refinement {1 / (1 / rate + 1 / refine_rate) / mc_rate:.2g}x)"
                 print(f"{L} | {device} | {batch} | {rate:.0f} | {mc_rate:.0f} ({algorithm}, {thin}) | "
-                      f"{rate / mc_rate:.2g}x{hybrid}", flush=True)
+                      f"{rate / mc_rate:.2g}x", flush=True)
 
 
 if __name__ == "__main__":

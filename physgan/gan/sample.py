@@ -39,14 +39,13 @@ def generate(generator, checkpoint: dict, cond: torch.Tensor, *, batch_size: int
 
 
 def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_condition: int | None = None, *,
-                   batch_size: int = 1024, device: str = "auto", seed: int = 0, refine_sweeps: int = 0, root=None,
-                   force: bool = False, quiet: bool = False) -> dict:
+                   batch_size: int = 1024, device: str = "auto", seed: int = 0, root=None, force: bool = False,
+                   quiet: bool = False) -> dict:
     """Write generated samples to `out` (and to a ROOT file `root` where the system has that format).
 
     conditions: raw conditions (k, n_cond), each sampled n_per_condition times, or the system's sampling
     options (Ising {"T": "2.0,3.0", "n": 1000}; jets {"class": "wprime,qcd", "pt": "250:300", "n": 1000}),
-    which say both. refine_sweeps > 0: the system's refinement of each batch (Ising: that many Metropolis
-    sweeps at the lattice's temperature; systems without one refuse). Returns timing numbers (samples per second of the whole write, and the device;
+    which say both. Returns timing numbers (samples per second of the whole write, and the device;
     scripts/bench_sampling.py times the generator alone).
     """
     from physgan.errors import UserError
@@ -58,28 +57,21 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     system, generator = load_generator(checkpoint, torch_device)
     if isinstance(conditions, dict):
         conditions, n_per_condition = system.generative.parse_conditions(conditions)
-    if n_per_condition < 1 or batch_size < 1 or refine_sweeps < 0:
-        raise UserError("--n and --batch-size must be at least 1, --refine-sweeps at least 0")
-    refine = getattr(system.generative, "refine", None)
-    if refine_sweeps and refine is None:
-        raise UserError(f"--refine-sweeps: the {system.NAME} system has no refinement")
+    if n_per_condition < 1 or batch_size < 1:
+        raise UserError("--n and --batch-size must be at least 1")
     write_root = getattr(system, "write_root", None) if root else None
     if root and write_root is None:
         raise UserError(f"--root: the {system.NAME} system has no ROOT format")
     _warn_outside_training_range(checkpoint, conditions)
     cond = torch.from_numpy(np.repeat(conditions, n_per_condition, axis=0)).float()
     prov = provenance({"checkpoint": str(checkpoint_path), "step": checkpoint["step"], "n_per_condition": n_per_condition,
-                       "batch_size": batch_size, "seed": seed, "refine_sweeps": refine_sweeps, "device": str(torch_device),
+                       "batch_size": batch_size, "seed": seed, "device": str(torch_device),
                        "training": checkpoint["config"], "network": checkpoint["network"]})
     started = time.perf_counter()
     with SampleWriter(out, system=system.NAME, source="gan", provenance=prov, force=force) as writer, \
             progress_bar(total=len(cond), desc="sampling", quiet=quiet) as bar:
-        batches = generate(generator, checkpoint, cond, batch_size=batch_size, device=torch_device, seed=seed)
-        for number, (x, c) in enumerate(batches):
-            arrays = system.generative.to_arrays(x, c)
-            if refine_sweeps:  # each batch its own stream: the file depends only on the arguments
-                arrays = refine(arrays, refine_sweeps, np.random.SeedSequence([seed, number]))
-            writer.append(**arrays)
+        for x, c in generate(generator, checkpoint, cond, batch_size=batch_size, device=torch_device, seed=seed):
+            writer.append(**system.generative.to_arrays(x, c))
             bar.update(len(c))
     seconds = time.perf_counter() - started
     if write_root is not None:

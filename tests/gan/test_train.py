@@ -126,24 +126,6 @@ def test_sampler_writes_the_monte_carlo_format(small_ising_file, tmp_path):
     assert generated.provenance["config"]["step"] == 2
 
 
-def test_refined_samples_say_so_and_depend_only_on_the_arguments(small_ising_file, tmp_path):
-    train(small_ising_file, tmp_path / "s", tiny_config(steps=2), quiet=True)
-    files = {}
-    for name, sweeps in (("raw", 0), ("refined", 3), ("again", 3)):
-        sample_to_file(tmp_path / "s/checkpoints/best.pt", tmp_path / f"{name}.h5", {"T": "1.8,2.5", "n": 30},
-                       batch_size=16, device="cpu", seed=4, refine_sweeps=sweeps, quiet=True)
-        files[name] = open_samples(tmp_path / f"{name}.h5")
-    assert [files[n].provenance["config"]["refine_sweeps"] for n in files] == [0, 3, 3]
-    raw, refined = files["raw"].read("spins"), files["refined"].read("spins")
-    assert refined.dtype == np.int8 and refined.shape == raw.shape and set(np.unique(refined)) <= {-1, 1}
-    assert (refined != raw).any()  # the sweeps moved spins of the same generated lattices
-    np.testing.assert_array_equal(files["again"].read("spins"), refined)
-    np.testing.assert_array_equal(files["refined"].read("T"), files["raw"].read("T"))
-    with pytest.raises(UserError, match="refine-sweeps"):
-        sample_to_file(tmp_path / "s/checkpoints/best.pt", tmp_path / "bad.h5", {"T": "2", "n": 2}, refine_sweeps=-1)
-    assert not (tmp_path / "bad.h5").exists()
-
-
 class ArbitraryObject:
     """A pickled object: weights_only loading must refuse it rather than run its class's code."""
 

@@ -350,17 +350,6 @@ def to_arrays(x: torch.Tensor, cond: torch.Tensor) -> dict[str, np.ndarray]:
     return {"spins": spins.cpu().numpy(), "T": cond[:, 0].cpu().numpy().astype(np.float32)}
 
 
-def refine(arrays: dict[str, np.ndarray], sweeps: int, seed: np.random.SeedSequence) -> dict[str, np.ndarray]:
-    """Sample-file arrays after `sweeps` Metropolis sweeps at each lattice's temperature (refinement.py)."""
-    from physgan.errors import UserError
-    from physgan.systems.ising.refinement import refine as metropolis_refine
-
-    L = arrays["spins"].shape[-1]
-    if L % 2 or L < 4:
-        raise UserError(f"--refine-sweeps: checkerboard Metropolis needs an even L >= 4, the generator makes L = {L}")
-    return {**arrays, "spins": metropolis_refine(arrays["spins"], arrays["T"], sweeps, seed)}
-
-
 def condition_groups(cond: torch.Tensor) -> torch.Tensor:
     """Group number (N,) of raw conditions (N, 1): one group per temperature."""
     return torch.unique(cond, dim=0, return_inverse=True)[1].reshape(-1)

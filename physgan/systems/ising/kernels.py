@@ -105,18 +105,6 @@ class Chains:
         signs = np.ones(n_chains, np.int8) if signs is None else np.asarray(signs)
         if signs.shape != (n_chains,) or not np.all(np.abs(signs) == 1):
             raise ValueError(f"signs must be n_chains = {n_chains} values of +1 or -1")
-        spins = np.repeat(signs.astype(np.int8), L * L).reshape(n_chains, L, L)
-        return cls.from_spins(spins, seed, device=device, backend=backend)
-
-    @classmethod
-    def from_spins(cls, spins: np.ndarray, seed: np.random.SeedSequence, *, device: str = "cpu",
-                   backend: str | None = None) -> Chains:
-        """Chains starting from given +-1 lattices (n_chains, L, L) (copied), e.g. generated ones to refine.
-        Random streams, device and backend as in start()."""
-        spins = np.array(spins, dtype=np.int8, order="C")  # a copy: the chains own their spins
-        if spins.ndim != 3 or spins.shape[1] != spins.shape[2] or not np.all(np.abs(spins) == 1):
-            raise ValueError(f"spins must be +-1 lattices of shape (n_chains, L, L), got shape {spins.shape}")
-        n_chains = spins.shape[0]
         device = torch.device(device)
         if backend is None:
             backend = "c" if device.type == "cpu" and compiled_kernels_available() else "torch"
@@ -129,6 +117,7 @@ class Chains:
         words = seed.generate_state(2 * n_chains + 1, np.uint64)
         rng_state = words[1:].reshape(n_chains, 2).copy()
         rng_state[(rng_state == 0).all(axis=1), 0] = 1  # xoshiro's one forbidden state
+        spins = np.repeat(signs.astype(np.int8), L * L).reshape(n_chains, L, L)
         if backend == "c":
             return cls(spins, rng_state, None, backend)
         generator = torch.Generator(device=device).manual_seed(int(words[0]))

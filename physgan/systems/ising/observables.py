@@ -41,9 +41,11 @@ def local_temperature(e: np.ndarray, w4: np.ndarray, w2: np.ndarray) -> float:
     so <s_i h_i> = <h_i tanh(beta h_i)>. Averaged over sites: -2<e> = 4 tanh(4 beta) <w4> + 2 tanh(2 beta) <w2>
     (w4, w2: fractions of sites with |h| = 4, 2; e, w4, w2 per configuration, as local_field_fractions).
     The right side grows with beta, so the solution is unique: 1/beta is T for a Boltzmann sample at T, at
-    any L, with no reference sample needed. Lattices with more broken bonds than their neighbourhoods allow
-    at T (too disordered locally) give a higher temperature. Returns inf when -2<e> <= 0, 0 when even
-    beta = inf cannot match it (more order than any temperature gives these neighbourhoods).
+    any L, with no reference sample needed. Lattices whose spins oppose their local field more often than
+    the Boltzmann weight at T allows (too disordered locally) give a higher temperature. It tests how a
+    spin responds to its neighbours, not how many neighbourhoods of each kind there are: a lattice with too
+    much domain wall, each wall site in local equilibrium, gives T. Returns inf when -2<e> <= 0, 0 when
+    even beta = inf cannot match it (more order than any temperature gives these neighbourhoods).
     """
     a, W4, W2 = -2 * np.mean(e), np.mean(w4), np.mean(w2)
     if a <= 0:
@@ -238,16 +240,6 @@ def _tolerance(relative: dict, name: str, T: float) -> float | None:
     return relative.get(name)
 
 
-def refine_sweeps(samples) -> int:
-    """Metropolis sweeps applied to a generated sample file after the generator (0: none, or not generated)."""
-    return int((samples.provenance.get("config") or {}).get("refine_sweeps", 0) or 0)
-
-
-def refinement_note(samples) -> str:
-    sweeps = refine_sweeps(samples)
-    return f"; generator + {sweeps} Metropolis sweeps" if sweeps else ""
-
-
 def local_equilibrium_lines(metrics: dict | None) -> list[str]:
     """The range of T_local - T over temperatures for both samples, from physgan validate's metrics."""
     rows = ((metrics or {}).get("ising") or {}).get("local_temperature")
@@ -310,8 +302,7 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
     passed = all(r["pass"] for r in results + peaks)
     tolerance = "not checked" if fidelity.peak_tolerance is None else f"tolerance {fidelity.peak_tolerance:g}"
     text = "\n".join([
-        f"generated ({generated.path}, n = {generated.n}{refinement_note(generated)}) vs Monte Carlo "
-        f"({reference.path}, n = {reference.n}), L = {L}",
+        f"generated ({generated.path}, n = {generated.n}) vs Monte Carlo ({reference.path}, n = {reference.n}), L = {L}",
         format_table(["T", "exact e", "MC <e>", "GAN <e>", "diff", "MC <|m|>", "GAN <|m|>", "diff", "GAN m>0"], rows),
         f"tolerances: {fidelity.relative} relative or 3 combined standard errors; "
         f"fraction m > 0 in {fidelity.fraction_positive} below T_c",

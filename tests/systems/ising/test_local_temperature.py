@@ -1,12 +1,11 @@
 """The local-equilibrium temperature (Callen identity): exact on constructed neighbourhood statistics, T for
-Monte Carlo samples within their errors, and it sees local disorder that Metropolis refinement removes."""
+Monte Carlo samples within their errors, higher for lattices with random local damage."""
 import numpy as np
 import pytest
 
 from physgan.stats import jackknife
 from physgan.systems.ising import mc
 from physgan.systems.ising.observables import energy_per_site, local_field_fractions, local_temperature
-from physgan.systems.ising.refinement import refine
 
 L, N = 16, 2000
 
@@ -42,10 +41,7 @@ def test_monte_carlo_lattices_are_in_local_equilibrium_at_their_temperature(T):
     _, spins = mc.simulate_temperature(T, N, config, np.random.SeedSequence(8))
     value, error = measured_local_temperature(spins)
     assert abs(value - T) < 3 * error
-    # 3 % of the spins flipped at random: locally too hot, far beyond the error; 20 sweeps restore it
+    # 3 % of the spins flipped at random: locally too hot, far beyond the error
     flips = np.random.default_rng(1).random(spins.shape) < 0.03
-    damaged = np.where(flips, -spins, spins).astype(np.int8)
-    value, error = measured_local_temperature(damaged)
+    value, error = measured_local_temperature(np.where(flips, -spins, spins).astype(np.int8))
     assert value - T > 10 * error
-    value, error = measured_local_temperature(refine(damaged, np.full(N, T, np.float32), 20, np.random.SeedSequence(2)))
-    assert abs(value - T) < 3 * error
