@@ -104,17 +104,19 @@ MEANS = {  # column -> per-configuration quantity whose mean is reported
 COLUMNS = tuple(MEANS) + ("C", "chi", "chi_prime", "U4")
 
 
-def per_temperature(T: np.ndarray, m: np.ndarray, e: np.ndarray, L: int) -> dict[str, np.ndarray]:
+def per_temperature(T: np.ndarray, m: np.ndarray, e: np.ndarray, L: int,
+                    local: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Table of thermodynamic averages, one row per distinct temperature, each with a standard error.
 
     Inputs are per-configuration arrays (T, m, e of equal length), assumed to be independent draws.
-    Returns columns T, n, and for each name in COLUMNS the value and `name_err`.
+    Returns columns T, n, and for each name in COLUMNS the value and `name_err`; with local = (w4, w2)
+    (local_field_fractions) also T_local (local_temperature) and T_local_err.
     """
     T, m, e = (np.asarray(a, dtype=np.float64) for a in (T, m, e))
     temps = np.unique(T)
     N = L * L
     table = {"T": temps, "n": np.zeros(len(temps), dtype=np.int64)}
-    for name in COLUMNS:
+    for name in COLUMNS + (("T_local",) if local is not None else ()):
         table[name] = np.empty(len(temps))
         table[name + "_err"] = np.empty(len(temps))
     for i, t in enumerate(temps):
@@ -126,18 +128,23 @@ def per_temperature(T: np.ndarray, m: np.ndarray, e: np.ndarray, L: int) -> dict
         for name, estimator in (("C", _specific_heat(N, beta)), ("chi", _susceptibility(N, beta)),
                                 ("chi_prime", _susceptibility_prime(N, beta)), ("U4", _binder)):
             table[name][i], table[name + "_err"][i] = jackknife(estimator, mi, ei)
+        if local is not None:
+            table["T_local"][i], table["T_local_err"][i] = jackknife(local_temperature, ei, *(w[sel] for w in local))
     return table
 
 
 def measure_file(samples, chunk_size: int = 4096) -> tuple[dict[str, np.ndarray], int]:
     """Per-temperature table of an Ising sample file, streamed in chunks. Returns (table, L)."""
-    T, m, e = [], [], []
+    T, m, e, w4, w2 = [], [], [], [], []
     for chunk in samples.iter_chunks(chunk_size, names=("spins", "T")):
         T.append(chunk["T"])
         m.append(magnetization(chunk["spins"]))
         e.append(energy_per_site(chunk["spins"]))
+        for fractions, w in zip(local_field_fractions(chunk["spins"]), (w4, w2)):
+            w.append(fractions)
     L = samples.fields["spins"][0][0]
-    return per_temperature(np.concatenate(T), np.concatenate(m), np.concatenate(e), L), L
+    return per_temperature(np.concatenate(T), np.concatenate(m), np.concatenate(e), L,
+                           local=(np.concatenate(w4), np.concatenate(w2))), L
 
 
 def exact_values(T: np.ndarray, L: int) -> dict[str, np.ndarray]:
@@ -167,7 +174,7 @@ def observables_report(samples) -> str:
     table, L = measure_file(samples)
     exact = exact_values(table["T"], L)
     headers = ["T", "n", "<e>", "exact", "pull", "C", "exact", "pull", "<|m|>", "exact", "pull",
-               "chi'", "U4", "frac m>0"]
+               "chi'", "U4", "frac m>0", "T_local"]
     rows, pulls = [], []
     for i, T in enumerate(table["T"]):
         row = [f"{T:.4f}", str(table["n"][i])]
@@ -180,12 +187,13 @@ def observables_report(samples) -> str:
                 row += [f"{exact[name][i]:.6f}", f"{pull:+.1f}"]
             else:
                 row += ["-", "-"]
-        row += [with_error(table[c][i], table[c + "_err"][i]) for c in ("chi_prime", "U4", "frac_m_pos")]
+        row += [with_error(table[c][i], table[c + "_err"][i]) for c in ("chi_prime", "U4", "frac_m_pos", "T_local")]
         rows.append(row)
     lines = [f"{samples.path}: ising, L = {L}, {samples.n} configurations, source {samples.source}",
              format_table(headers, rows),
              "pull = (measured - exact) / standard error; exact: Kaufman's finite-L solution"
-             + (" and enumeration of all 2^(L^2) states" if L <= 4 else "")]
+             + (" and enumeration of all 2^(L^2) states" if L <= 4 else "")
+             + "; T_local: the temperature the lattices are in local equilibrium at (Callen identity; T if equilibrated)"]
     if pulls:
         bad = [p for p in pulls if not p[0] <= PULL_LIMIT]
         lines.append(f"{len(pulls) - len(bad)} of {len(pulls)} comparisons within {PULL_LIMIT:g} standard errors"
@@ -240,16 +248,13 @@ def _tolerance(relative: dict, name: str, T: float) -> float | None:
     return relative.get(name)
 
 
-def local_equilibrium_lines(metrics: dict | None) -> list[str]:
-    """The range of T_local - T over temperatures for both samples, from physgan validate's metrics."""
-    rows = ((metrics or {}).get("ising") or {}).get("local_temperature")
-    if not rows:
-        return []
-    def span(who):
-        gaps = [(row[who] - float(row["T"]), row["T"]) for row in rows]
+def local_equilibrium_line(ref: dict, gen: dict) -> str:
+    """The range of T_local - T over temperatures for both samples (tables of measure_file)."""
+    def span(table):
+        gaps = list(zip(table["T_local"] - table["T"], table["T"]))
         (low, t_low), (high, t_high) = min(gaps), max(gaps)
-        return f"{low:+.4f} (T = {float(t_low):.4g}) to {high:+.4f} (T = {float(t_high):.4g})"
-    return [f"local-equilibrium temperature (Callen identity) minus T: GAN {span('gen')}; MC {span('ref')}"]
+        return f"{low:+.4f} (T = {t_low:.4g}) to {high:+.4f} (T = {t_high:.4g})"
+    return f"local-equilibrium temperature (Callen identity) minus T: GAN {span(gen)}; MC {span(ref)}"
 
 
 def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dict | None = None) -> tuple[str, dict]:
@@ -261,7 +266,8 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
     test); below T_c the fraction of m > 0 must lie in fidelity.fraction_positive (a generator collapsed
     onto one sign fails); the peak temperatures of C and chi' (parabola through the largest value and its
     neighbours) must agree within fidelity.peak_tolerance.
-    `metrics` (physgan validate's), where given, adds a line on local equilibrium (not a check).
+    A line gives the local-equilibrium temperatures' deviations from T (not a check).
+    `metrics` (physgan validate's) is not needed here.
     """
     from physgan.errors import UserError
     from physgan.systems.ising.exact import critical_temperature
@@ -308,7 +314,7 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
         f"fraction m > 0 in {fidelity.fraction_positive} below T_c",
         *(f"peak temperature of {PEAKS[p['quantity']]}: MC {p['T_peak_ref']:.4f}, GAN {p['T_peak_gen']:.4f} "
           f"({tolerance}){'' if p['pass'] else ' FAIL'}" for p in peaks),
-        *local_equilibrium_lines(metrics),
+        local_equilibrium_line(ref, gen),
         f"fidelity: {'PASS' if passed else 'FAIL'} ({sum(r['pass'] for r in results)} of {len(results)} temperatures"
         f"{'' if all(p['pass'] for p in peaks) else '; peak temperatures differ'})"])
     return text, {"pass": passed, "per_condition": results, "peaks": peaks}

@@ -72,8 +72,8 @@ import numpy as np
 from physgan.errors import UserError
 from physgan.io import DEFAULT_CHUNK
 from physgan.stats import jackknife
-from physgan.systems.ising.observables import (energy_per_site, exact_values, local_field_fractions, local_temperature,
-                                              magnetization, per_temperature)
+from physgan.systems.ising.observables import (energy_per_site, exact_values, local_field_fractions, magnetization,
+                                              per_temperature)
 from physgan.validation.validate import (Observable, RowPicker, nearest_neighbour_summary, shortest_float,
                                         strided)
 
@@ -246,7 +246,7 @@ def thermodynamics(measured, L: int) -> list[dict]:
     """Per condition row: observables.per_temperature's table (values and `_err`) plus kappa_3 and xi."""
     f = measured.features
     T = measured.rows[measured.index, 0].astype(np.float64)
-    table = per_temperature(T, f["m"], f["e"], L)
+    table = per_temperature(T, f["m"], f["e"], L, local=(f["w4"], f["w2"]))
     rows = []
     for c, members in enumerate(measured.groups):
         row = {key: values[c].item() for key, values in table.items()}
@@ -302,17 +302,6 @@ def _pull(value: float, error: float, expected: float) -> float:
     return float((value - expected) / error) if error > 0 else float("nan")
 
 
-def local_temperatures(measured) -> list[dict]:
-    """Per condition: the local-equilibrium temperature (observables.local_temperature) with its jackknife
-    error; the Callen identity makes it equal T for any Boltzmann sample, without a reference."""
-    f = measured.features
-    out = []
-    for c, members in enumerate(measured.groups):
-        value, error = jackknife(local_temperature, f["e"][members], f["w4"][members], f["w2"][members])
-        out.append({"T_local": value, "T_local_err": error})
-    return out
-
-
 def correlation_table(measured) -> list[dict]:
     """Per condition: G(r) for r = 0 ... L/2 with standard errors (from the strided subsample of per_sample)."""
     g_all, condition = measured.features["G"].astype(np.float64), measured.index[measured.features["G_index"]]
@@ -329,7 +318,6 @@ def extras(reference, generated, seed: int = 0) -> dict:
     L = lattice_size(reference.samples)
     ref_rows, gen_rows = thermodynamics(reference, L), thermodynamics(generated, L)
     ref_g, gen_g = correlation_table(reference), correlation_table(generated)
-    ref_local, gen_local = local_temperatures(reference), local_temperatures(generated)
     return {
         "L": L,
         "thermodynamics": [{"T": r["T"], "ref": r, "gen": g} for r, g in zip(ref_rows, gen_rows)],
@@ -338,9 +326,8 @@ def extras(reference, generated, seed: int = 0) -> dict:
                                  "gen": g["frac_m_pos"], "gen_err": g["frac_m_pos_err"]}
                                 for r, g in zip(ref_rows, gen_rows)],
         "exact": exact_comparison(ref_rows, gen_rows, L),
-        "local_temperature": [{"T": r["T"], "ref": rl["T_local"], "ref_err": rl["T_local_err"],
-                               "gen": gl["T_local"], "gen_err": gl["T_local_err"]}
-                              for r, rl, gl in zip(ref_rows, ref_local, gen_local)],
+        "local_temperature": [{"T": r["T"], "ref": r["T_local"], "ref_err": r["T_local_err"],
+                               "gen": g["T_local"], "gen_err": g["T_local_err"]} for r, g in zip(ref_rows, gen_rows)],
         "correlation_function": [{"T": r["T"], "r": list(range(L // 2 + 1)), "ref": rg["G"], "ref_err": rg["G_err"],
                                   "gen": gg["G"], "gen_err": gg["G_err"]}
                                  for r, rg, gg in zip(ref_rows, ref_g, gen_g)],
