@@ -16,13 +16,13 @@ Networks (choices and why):
 - Critic: circular convolutions without BatchNorm (it would couple samples and spoil the gradient
   penalty), global pooling, and an MLP head that also receives e, |m| and m^2 of the input and an
   embedding of T, so it can compare the thermodynamics of a lattice with its temperature directly.
-  Optionally (correlation_features) it also receives the spin correlation G(r) at r = 2, 4, ..., L/2:
-  its convolutions see only a few sites, so without them mid-range order (domains) is visible to it
+  Optionally (correlation_features) it also receives the spin correlation G(r) at r = 2, 4, ..., L/2
+  (or at the distances correlation_distances lists): its convolutions see only a few sites, so without them mid-range order (domains) is visible to it
   only through m.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -70,6 +70,9 @@ class NetworkConfig:
     """apply a random global flip and lattice symmetry to every generated sample"""
     correlation_features: bool = False
     """show the critic's head G(r) at r = 2, 4, ..., L/2 besides e, |m| and m^2"""
+    correlation_distances: list[int] = field(default_factory=list)
+    """with correlation_features: the distances r (1 to L/2) at which G(r) is shown, instead of the
+    powers of two (e.g. [2, 3, 4, 5, 6, 8], where a generator's short-range correlations fall short)"""
     critic_projection: bool = False
     """add to the critic's score the projection <w(T), features> (Miyato and Koyama, arXiv:1802.05637),
     so that how each feature is scored depends on T directly, not only through the head's hidden layer"""
@@ -97,9 +100,19 @@ def lattice_energy(x: torch.Tensor) -> torch.Tensor:
     return -2 * spin_correlation(x, 1)
 
 
-def correlation_distances(L: int) -> list[int]:
-    """2, 4, ..., L/2: the distances at which the critic is shown G(r) when correlation_features is on."""
-    return [2 ** k for k in range(1, max(1, L.bit_length() - 1))]
+def correlation_distances(L: int, config: NetworkConfig) -> list[int]:
+    """The distances at which the critic is shown G(r): none without correlation_features, else those the
+    configuration lists or, by default, 2, 4, ..., L/2."""
+    from physgan.errors import UserError
+
+    if not config.correlation_features:
+        return []
+    if not config.correlation_distances:
+        return [2 ** k for k in range(1, max(1, L.bit_length() - 1))]
+    if not all(1 <= r <= L // 2 for r in config.correlation_distances):
+        raise UserError(f"network.correlation_distances must lie between 1 and L/2 = {L // 2}, "
+                        f"not {config.correlation_distances}")
+    return list(config.correlation_distances)
 
 
 def physics_features(x: torch.Tensor) -> torch.Tensor:
@@ -303,7 +316,7 @@ class Critic(nn.Module):
         self.embed = ConditionEmbedding(n_cond, e, config.condition_frequencies)
         self.stem = nn.Conv2d(1, c, 3, padding=1, padding_mode="circular")
         self.blocks = nn.ModuleList(PeriodicResBlock(c, e, d) for d in dilations(config.critic_blocks, L))
-        self.distances = correlation_distances(L) if config.correlation_features else []
+        self.distances = correlation_distances(L, config)
         n_features = 2 * c + 3 + len(self.distances)
         self.head = mlp([n_features + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))
         self.projection = nn.Linear(e, n_features, bias=False) if config.critic_projection else None

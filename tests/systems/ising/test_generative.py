@@ -102,11 +102,18 @@ def test_spin_correlation_closed_forms_and_critic_with_correlation_features():
         assert generative.spin_correlation(checkerboard, r).item() == (-1) ** r
         # stripes of width L/2 along x: G_x(r) = 1 - 4r/L for r <= L/2, G_y(r) = 1
         assert generative.spin_correlation(stripes, r).item() == pytest.approx((1 + 1 - 4 * r / L) / 2)
-    assert generative.correlation_distances(16) == [2, 4, 8]
     config = generative.NetworkConfig(channels=8, blocks=1, critic_channels=8, critic_blocks=1,
                                       correlation_features=True, critic_projection=True)
+    assert generative.correlation_distances(16, config) == [2, 4, 8]
     _, D = generative.make_networks((1, L, L), 1, config)
     assert D(torch.cat([checkerboard, stripes]), torch.zeros(2, 1)).shape == (2,)
+    config.correlation_distances = [2, 3, 4]
+    _, D = generative.make_networks((1, L, L), 1, config)
+    assert D.distances == [2, 3, 4] and D(checkerboard, torch.zeros(1, 1)).shape == (1,)
+    config.correlation_distances = [5]
+    with pytest.raises(UserError, match="between 1 and L/2 = 4"):
+        generative.make_networks((1, L, L), 1, config)
+    assert generative.correlation_distances(16, generative.NetworkConfig()) == []
 
 
 @pytest.mark.parametrize("abs_m", [0.0, 2 / 64, 0.5, 1.0])
