@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from physgan import __version__
@@ -294,8 +295,15 @@ def _observables(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
-        args.run(args)
+        try:
+            args = build_parser().parse_args(argv)
+            args.run(args)
+        finally:
+            sys.stdout.flush()  # so that a reader gone away (physgan inspect F | head) shows up here
+    except BrokenPipeError:
+        # nothing left to tell the reader; keep the interpreter's own final flush from failing again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as shell tools exit
     except UserError as exc:
         print(f"physgan: error: {exc}", file=sys.stderr)
         return 2

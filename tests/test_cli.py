@@ -1,4 +1,5 @@
 """The command line: real entry points with tiny budgets, and the user-error contract."""
+import os
 import subprocess
 import sys
 
@@ -22,6 +23,18 @@ def test_help_is_fast_and_shows_examples():
     heavy = {"torch", "h5py", "scipy", "matplotlib", "uproot", "awkward", "energyflow", "fastjet", "pythia8"}
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()[1:]}
     assert not heavy & imported, f"--help imported {heavy & imported}"
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, capsys):
+    """physgan inspect F | head: here the pipe is closed before physgan writes; the exit is quiet."""
+    run_cli("simulate", "ising", "--L", 4, "--temps", "2.0", "--n-per-temp", 8, "--out", tmp_path / "mc.h5",
+            capsys=capsys)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    result = subprocess.run([sys.executable, "-m", "physgan", "inspect", str(tmp_path / "mc.h5")], stdout=write_end,
+                            stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert (result.returncode, result.stderr) == (141, "")
 
 
 @pytest.mark.parametrize("command", ["simulate", "merge", "inspect", "observables"])
