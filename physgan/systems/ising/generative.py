@@ -17,8 +17,8 @@ Networks (choices and why):
   penalty), global pooling, and an MLP head that also receives e, |m| and m^2 of the input and an
   embedding of T, so it can compare the thermodynamics of a lattice with its temperature directly.
   Optionally (correlation_features) it also receives the spin correlation G(r) at r = 2, 4, ..., L/2
-  (or at the distances correlation_distances lists): its convolutions see only a few sites, so without them mid-range order (domains) is visible to it
-  only through m.
+  (or at the distances correlation_distances lists): its convolutions see only a few sites, so without
+  them mid-range order (domains) is visible to it only through m.
 """
 from __future__ import annotations
 
@@ -85,6 +85,8 @@ class NetworkConfig:
 
         if self.generator not in ("dilated", "pyramid"):
             raise UserError(f"network.generator must be 'dilated' or 'pyramid', not {self.generator!r}")
+        if self.correlation_distances and not self.correlation_features:
+            raise UserError("network.correlation_distances needs network.correlation_features = true")
         for option in ("noise_scales", "noise_gates"):  # the pyramid draws its own noise at every scale
             if getattr(self, option) and self.generator == "pyramid":
                 raise UserError(f"network.{option} applies to the dilated generator, not the pyramid")

@@ -114,6 +114,8 @@ def test_spin_correlation_closed_forms_and_critic_with_correlation_features():
     with pytest.raises(UserError, match="between 1 and L/2 = 4"):
         generative.make_networks((1, L, L), 1, config)
     assert generative.correlation_distances(16, generative.NetworkConfig()) == []
+    with pytest.raises(UserError, match="needs network.correlation_features"):
+        generative.NetworkConfig(correlation_distances=[2, 3])
 
 
 @pytest.mark.parametrize("abs_m", [0.0, 2 / 64, 0.5, 1.0])
