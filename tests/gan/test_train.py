@@ -100,8 +100,9 @@ def test_two_processes_take_the_same_step_as_one(small_ising_file, tmp_path, mon
     assert len(ddp_gradients) == len(single_gradients) == 2 * (2 + 1)  # steps x (n_critic + generator)
     rounding_level = []
     for one, two in zip(single_gradients, ddp_gradients):
-        # a gradient that cancels to rounding level as a whole (hierarchical: a bias of the generator's last
-        # layer, which the threshold at the imposed |m| makes irrelevant) is judged at the step's scale
+        # a gradient that cancels to rounding level as a whole (hierarchical: a bias in the generator's last
+        # block, a constant added to the logits, which the threshold at the imposed |m| removes) is judged
+        # at the step's scale
         floor = 1e-6 * max(float(g.abs().max()) for g in one)
         for g1, g2 in zip(one, two):
             scale = g1.abs().max()
