@@ -86,6 +86,10 @@ class TrainConfig:
     summary_matching: float = 5.0
     """hierarchical: weight of the term ((summaries of each generated sample - the requested ones) /
     training spread)^2 in the generator loss"""
+    conditional_matching: float = 0.0
+    """hierarchical: weight of the term matching, per condition group, the mean of the other physics
+    features given the requested summaries (e given |m|), to the training data's quadratic regression on
+    them (0: off). Why: a generator can get <e> at T right on average with e too steep in |m|"""
     augment: bool = True
     """apply the system's exact symmetries to training batches"""
     log_every: int = 10
@@ -166,6 +170,33 @@ def expected_sorted_features(data: TrainingData, group_size: int, draws: int = 5
     return torch.stack(targets)
 
 
+def summary_basis(summary: torch.Tensor, center: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(n_groups, n, n_summaries) summaries, standardised by their group's (n_groups, n_summaries) mean
+    and spread -> (n_groups, n, 1 + 2 n_summaries): 1, then z and z^2 - 1 of each summary."""
+    z = (summary - center[:, None, :]) / scale[:, None, :]
+    return torch.cat([torch.ones_like(z[..., :1]), z, z ** 2 - 1], dim=-1)
+
+
+@dataclass
+class ConditionalRegression:
+    """Per condition group, least-squares coefficients (n_groups, n_basis, n_others) of the features
+    that are not summaries on summary_basis of the summaries."""
+
+    others: list[int]
+    coef: torch.Tensor
+
+
+def conditional_regression(data: TrainingData, summary_columns: list[int]) -> ConditionalRegression:
+    others = [j for j in range(data.features.shape[1]) if j not in summary_columns]
+    coefs = []
+    for g, members in enumerate(data.groups):
+        f = data.features[members].double()
+        basis = summary_basis(f[None, :, summary_columns], data.target_mean[g:g + 1, summary_columns].double(),
+                              data.target_std[g:g + 1, summary_columns].double())[0]
+        coefs.append(torch.linalg.lstsq(basis, f[:, others]).solution)
+    return ConditionalRegression(others=others, coef=torch.stack(coefs).float())
+
+
 def draw_batch(data: TrainingData, config: TrainConfig, generator: torch.Generator):
     """A global batch: random condition groups, then group_size random samples from each.
     Returns the stored samples, their raw conditions, the groups drawn and the samples' indices."""
@@ -204,6 +235,10 @@ class Trainer:
         self.step, self.best_score, self.started = 0, math.inf, time.time()
         if config.quantile_matching > 0:
             self.target_sorted = expected_sorted_features(data, config.group_size)
+        if config.conditional_matching > 0:
+            if not self.summary_columns:
+                raise UserError("conditional_matching needs hierarchical summaries (train.hierarchical)")
+            self.regression = conditional_regression(data, self.summary_columns)
         # a system may weight its features in the matching (e.g. several points of one spectrum as one)
         ones = [1.0] * len(system.generative.FEATURE_NAMES)
         weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", ones), dtype=torch.float32)
@@ -264,7 +299,9 @@ class Trainer:
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
         matching = self._feature_matching(fake, groups)
         summary_gap = self._summary_matching(fake, groups, summary)
-        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap
+        conditional_gap = self._conditional_matching(fake, groups, summary)
+        loss_G = (adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap
+                  + cfg.conditional_matching * conditional_gap)
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self._average_gradients(self.G)
@@ -273,7 +310,12 @@ class Trainer:
         self.step += 1
         logs = {"critic_loss": loss_D.item(), **logs, "generator_loss": adversarial.item(),
                 "feature_matching": matching.item()}
-        return logs if summary is None else {**logs, "summary_matching": summary_gap.item()}
+        if summary is None:
+            return logs
+        logs["summary_matching"] = summary_gap.item()
+        if cfg.conditional_matching > 0:
+            logs["conditional_matching"] = conditional_gap.item()
+        return logs
 
     def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """Mean over condition groups of ((generated mean - training mean) / training spread)^2, plus
@@ -303,6 +345,24 @@ class Trainer:
         made = self.system.generative.physics_features(fake)[:, k].view(n, -1, len(k))
         scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
         return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
+
+    def _conditional_matching(self, fake: torch.Tensor, groups: torch.Tensor, summary: torch.Tensor | None) -> torch.Tensor:
+        """Hierarchical: the moments mean_i r_i phi(s_i) of each group, squared and averaged, where r_i is
+        (a generated sample's other features - the training regression at the summaries s_i it was asked
+        for) / training spread, and phi = (1, z, z^2 - 1) of the standardised summaries. They all vanish
+        when the generated features scatter around the training data's conditional mean, and the z and
+        z^2 ones measure a wrong slope or curvature that the plain mean cannot see."""
+        if self.config.conditional_matching == 0 or summary is None:
+            return torch.zeros((), device=fake.device)
+        k, others, coef = self.summary_columns, self.regression.others, self.regression.coef[groups].to(fake.device)
+        n = len(groups)
+        basis = summary_basis(summary.view(n, -1, len(k)), self.data.target_mean[groups][:, k].to(fake.device),
+                              self.data.target_std[groups][:, k].to(fake.device))  # (n, group, n_basis)
+        made = self.system.generative.physics_features(fake)[:, others].view(n, -1, len(others))
+        scale = self.data.target_std[groups][:, others].to(fake.device)[:, None, :]
+        residual = (made - basis @ coef) / scale  # (n, group, n_others)
+        moments = (residual[..., None] * basis[:, :, None, :]).mean(1)
+        return (moments ** 2).mean()
 
     def _average_gradients(self, model: torch.nn.Module) -> None:
         if self.world == 1:

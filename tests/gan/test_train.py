@@ -12,8 +12,8 @@ import torch.multiprocessing as mp
 from physgan.cli import main
 from physgan.errors import UserError
 from physgan.gan.sample import sample_to_file
-from physgan.gan.train import (TrainConfig, Trainer, expected_sorted_features, load_checkpoint, prepare_data,
-                               train)
+from physgan.gan.train import (TrainConfig, Trainer, conditional_regression, expected_sorted_features, load_checkpoint,
+                               prepare_data, train)
 from physgan.io import open_samples
 from physgan.systems import get_system
 
@@ -267,6 +267,41 @@ def test_quantile_matching_vanishes_only_for_the_right_shape(small_ising_file, t
         monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)  # what the loss sees
         costs[name] = trainer._feature_matching(torch.zeros(len(f)), group).item()
     assert costs["right"] < 1e-3 < costs["squeezed"]
+
+
+def test_conditional_matching_sees_a_wrong_slope_that_the_mean_does_not(small_ising_file, tmp_path, monkeypatch):
+    """Training features with e = 1 + 2 z + 0.5 (z^2 - 1) in |m|'s standardised z: the regression recovers
+    the coefficients; a generated group on that curve costs nothing, one with the same mean and twice the
+    slope costs its residual's moments against z and z^2 - 1, and the plain mean matching sees neither."""
+    system = get_system("ising")
+    data = prepare_data(system, open_samples(small_ising_file))
+    rng = torch.Generator().manual_seed(0)
+    m = torch.rand(len(data.features), generator=rng)
+    for g, members in enumerate(data.groups):
+        z = (m[members] - m[members].mean()) / m[members].std()
+        data.features[members] = torch.stack([1 + 2 * z + 0.5 * (z ** 2 - 1), m[members]], dim=1)
+        data.target_mean[g], data.target_std[g] = data.features[members].mean(0), data.features[members].std(0)
+    coef = conditional_regression(data, [1]).coef
+    torch.testing.assert_close(coef[:, :, 0], torch.tensor([1.0, 2.0, 0.5]).expand(len(data.groups), 3), atol=1e-4, rtol=0)
+    config = tiny_config(hierarchical=["abs_m"], conditional_matching=1.0, feature_matching=1.0)
+    trainer = Trainer(system, data, config, tmp_path)
+    group, members = torch.tensor([0]), data.groups[0][:4]
+    summary, (center, spread) = data.features[members][:, 1:], (data.target_mean[0], data.target_std[0])
+    z = (summary[:, 0] - center[1]) / spread[1]
+    costs = {}
+    for name, slope in (("right", 2.0), ("steep", 4.0)):
+        e = 1 + slope * (z - z.mean()) + 2 * z.mean() + 0.5 * (z ** 2 - 1)  # the same group mean for both
+        f = torch.stack([e, summary[:, 0]], dim=1)
+        monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)
+        costs[name] = (trainer._conditional_matching(torch.zeros(4), group, summary).item(),
+                       trainer._feature_matching(torch.zeros(4), group).item())
+    assert costs["right"][0] < 1e-8
+    residual = 2 * (z - z.mean()) / spread[0]  # the extra slope, in units of e's spread
+    expected = ((residual * z).mean() ** 2 + (residual * (z ** 2 - 1)).mean() ** 2) / 3  # the 1 moment is 0
+    assert costs["steep"][0] == pytest.approx(expected.item(), rel=1e-4)
+    assert costs["steep"][1] == pytest.approx(costs["right"][1])
+    with pytest.raises(UserError, match="hierarchical"):
+        Trainer(system, data, tiny_config(conditional_matching=1.0), tmp_path)
 
 
 def test_a_stopped_run_resumes_with_its_monte_carlo_and_checkpoint(tmp_path, capsys):
