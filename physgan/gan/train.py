@@ -187,6 +187,7 @@ class ConditionalRegression:
 
 
 def conditional_regression(data: TrainingData, summary_columns: list[int]) -> ConditionalRegression:
+    """Fit, within each condition group of the training data, the other features on the summaries."""
     others = [j for j in range(data.features.shape[1]) if j not in summary_columns]
     coefs = []
     for g, members in enumerate(data.groups):
