@@ -347,13 +347,14 @@ class Trainer:
         scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
         return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
 
-    def _conditional_matching(self, fake: torch.Tensor, groups: torch.Tensor, summary: torch.Tensor | None) -> torch.Tensor:
+    def _conditional_matching(self, fake: torch.Tensor, groups: torch.Tensor,
+                              summary: torch.Tensor | None) -> torch.Tensor:
         """Hierarchical: the moments mean_i r_i phi(s_i) of each group, squared and averaged, where r_i is
         (a generated sample's other features - the training regression at the summaries s_i it was asked
         for) / training spread, and phi = (1, z, z^2 - 1) of the standardised summaries. They all vanish
         when the generated features scatter around the training data's conditional mean, and the z and
         z^2 ones measure a wrong slope or curvature that the plain mean cannot see."""
-        if self.config.conditional_matching == 0 or summary is None:
+        if self.config.conditional_matching == 0:  # else the trainer has checked that summaries exist
             return torch.zeros((), device=fake.device)
         k, others, coef = self.summary_columns, self.regression.others, self.regression.coef[groups].to(fake.device)
         n = len(groups)

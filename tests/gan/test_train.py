@@ -282,7 +282,8 @@ def test_conditional_matching_sees_a_wrong_slope_that_the_mean_does_not(small_is
         data.features[members] = torch.stack([1 + 2 * z + 0.5 * (z ** 2 - 1), m[members]], dim=1)
         data.target_mean[g], data.target_std[g] = data.features[members].mean(0), data.features[members].std(0)
     coef = conditional_regression(data, [1]).coef
-    torch.testing.assert_close(coef[:, :, 0], torch.tensor([1.0, 2.0, 0.5]).expand(len(data.groups), 3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(coef[:, :, 0], torch.tensor([1.0, 2.0, 0.5]).expand(len(data.groups), 3),
+                               atol=1e-4, rtol=0)
     config = tiny_config(hierarchical=["abs_m"], conditional_matching=1.0, feature_matching=1.0)
     trainer = Trainer(system, data, config, tmp_path)
     group, members = torch.tensor([0]), data.groups[0][:4]
