@@ -13,7 +13,7 @@ from physgan.cli import main
 from physgan.errors import UserError
 from physgan.gan.sample import sample_to_file
 from physgan.gan.train import (TrainConfig, Trainer, conditional_regression, expected_sorted_features, load_checkpoint,
-                               prepare_data, train)
+                               prepare_data, rank_basis, train)
 from physgan.io import open_samples
 from physgan.systems import get_system
 
@@ -269,40 +269,89 @@ def test_quantile_matching_vanishes_only_for_the_right_shape(small_ising_file, t
     assert costs["right"] < 1e-3 < costs["squeezed"]
 
 
-def test_conditional_matching_sees_a_wrong_slope_that_the_mean_does_not(small_ising_file, tmp_path, monkeypatch):
-    """Training features with e = 1 + 2 z + 0.5 (z^2 - 1) in |m|'s standardised z: the regression recovers
-    the coefficients; a generated group on that curve costs nothing, one with the same mean and twice the
-    slope costs its residual's moments against z and z^2 - 1, and the plain mean matching sees neither."""
-    system = get_system("ising")
-    data = prepare_data(system, open_samples(small_ising_file))
+def synthetic_conditional_data(small_ising_file, curve, noise: float = 0.0):
+    """The small Ising file with its features replaced: |m| uniform at random, and within each group
+    e = rank_basis(|m|) @ curve + noise x a standard normal."""
+    data = prepare_data(get_system("ising"), open_samples(small_ising_file))
     rng = torch.Generator().manual_seed(0)
-    m = torch.rand(len(data.features), generator=rng)
+    m = torch.rand(len(data.features), 1, generator=rng)
+    jitter = noise * torch.randn(len(data.features), generator=rng)
     for g, members in enumerate(data.groups):
-        z = (m[members] - m[members].mean()) / m[members].std()
-        data.features[members] = torch.stack([1 + 2 * z + 0.5 * (z ** 2 - 1), m[members]], dim=1)
+        e = rank_basis(m[members], m[members].sort(0).values) @ torch.tensor(curve) + jitter[members]
+        data.features[members] = torch.cat([e[:, None], m[members]], dim=1)
         data.target_mean[g], data.target_std[g] = data.features[members].mean(0), data.features[members].std(0)
-    coef = conditional_regression(data, [1]).coef
-    torch.testing.assert_close(coef[:, :, 0], torch.tensor([1.0, 2.0, 0.5]).expand(len(data.groups), 3),
+    return data
+
+
+def test_rank_basis_is_orthonormal_over_the_reference_itself():
+    """Mid-ranks of distinct values are evenly spaced in (-1, 1), where sqrt(3) u and sqrt(5) P2(u) have
+    unit mean square and are orthogonal to 1 and each other, up to the O(1/n^2) of the discrete grid;
+    tied values share a rank."""
+    values = torch.rand(2000, 1, generator=torch.Generator().manual_seed(0))
+    basis = rank_basis(values, values.sort(0).values)
+    torch.testing.assert_close(basis.T @ basis / len(values), torch.eye(3), atol=1e-5, rtol=0)
+    tied = rank_basis(torch.tensor([[0.5], [0.5]]), torch.tensor([[0.0], [0.5], [0.5], [1.0]]))
+    assert tied[0, 1].item() == 0.0 == tied[1, 1].item()
+
+
+def test_conditional_matching_sees_a_wrong_slope_that_the_mean_does_not(small_ising_file, tmp_path, monkeypatch):
+    """Training features with e = 1 + 2 P1(u) + 0.5 P2(u) in |m|'s rank u: the regression recovers the
+    coefficients; a generated group on that curve costs nothing, one with the same mean and twice the
+    slope costs its residual's moments against P1 and P2, and the plain mean matching sees neither."""
+    system = get_system("ising")
+    data = synthetic_conditional_data(small_ising_file, [1.0, 2.0, 0.5])
+    regression = conditional_regression(data, [1])
+    torch.testing.assert_close(regression.coef[:, :, 0], torch.tensor([1.0, 2.0, 0.5]).expand(len(data.groups), 3),
                                atol=1e-4, rtol=0)
     config = tiny_config(hierarchical=["abs_m"], conditional_matching=1.0, feature_matching=1.0)
     trainer = Trainer(system, data, config, tmp_path)
     group, members = torch.tensor([0]), data.groups[0][:4]
-    summary, (center, spread) = data.features[members][:, 1:], (data.target_mean[0], data.target_std[0])
-    z = (summary[:, 0] - center[1]) / spread[1]
+    summary = data.features[members][:, 1:]
+    basis = rank_basis(summary, regression.reference[0])
     costs = {}
-    for name, slope in (("right", 2.0), ("steep", 4.0)):
-        e = 1 + slope * (z - z.mean()) + 2 * z.mean() + 0.5 * (z ** 2 - 1)  # the same group mean for both
+    for name, extra in (("right", 0.0), ("steep", 2.0)):
+        e = basis @ torch.tensor([1.0, 2.0, 0.5]) + extra * (basis[:, 1] - basis[:, 1].mean())  # same group mean
         f = torch.stack([e, summary[:, 0]], dim=1)
         monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)
-        costs[name] = (trainer._conditional_matching(torch.zeros(4), group, summary).item(),
+        costs[name] = (trainer._conditional_matching(torch.zeros(4), group, summary)[0].item(),
                        trainer._feature_matching(torch.zeros(4), group).item())
     assert costs["right"][0] < 1e-8
-    residual = 2 * (z - z.mean()) / spread[0]  # the extra slope, in units of e's spread
-    expected = ((residual * z).mean() ** 2 + (residual * (z ** 2 - 1)).mean() ** 2) / 3  # the 1 moment is 0
+    residual = 2 * (basis[:, 1] - basis[:, 1].mean()) / data.target_std[0, 0]  # in units of e's spread
+    expected = ((residual * basis[:, 1]).mean() ** 2 + (residual * basis[:, 2]).mean() ** 2) / 3  # 1: zero
     assert costs["steep"][0] == pytest.approx(expected.item(), rel=1e-4)
     assert costs["steep"][1] == pytest.approx(costs["right"][1])
     with pytest.raises(UserError, match="hierarchical"):
         Trainer(system, data, tiny_config(conditional_matching=1.0), tmp_path)
+
+
+def test_conditional_spread_sees_a_wrong_scatter_about_the_right_curve(small_ising_file, tmp_path, monkeypatch):
+    """Training features e = 1 + 2 P1(u) + 0.3 noise: the target squared-residual moment against 1 is the
+    noise's share of e's variance. Generated as the whole training group, the spread term vanishes; with
+    the residuals doubled it is exactly mean((4 - 1) M)^2 over the basis moments M, while the mean term,
+    whose least-squares residuals have zero moments against the basis either way, stays at zero."""
+    system = get_system("ising")
+    data = synthetic_conditional_data(small_ising_file, [1.0, 2.0, 0.0], noise=0.3)
+    regression = conditional_regression(data, [1])
+    members = data.groups[0]
+    summary = data.features[members][:, 1:]
+    fit = rank_basis(summary, regression.reference[0]) @ regression.coef[0, :, 0]
+    residual = data.features[members, 0] - fit
+    share = residual.square().mean() / data.target_std[0, 0] ** 2
+    assert regression.squared_moments[0, 0, 0].item() == pytest.approx(share.item(), rel=1e-5)
+    assert 0.005 < share.item() < 0.05  # 0.09 / (4 + 0.09) for a large group
+    trainer = Trainer(system, data, tiny_config(hierarchical=["abs_m"], conditional_spread=1.0), tmp_path)
+    costs = {}
+    for name, factor in (("right", 1.0), ("wide", 2.0)):
+        f = torch.stack([fit + factor * residual, summary[:, 0]], dim=1)
+        monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)
+        costs[name] = [c.item() for c in trainer._conditional_matching(torch.zeros(len(f)), torch.tensor([0]),
+                                                                        summary)]
+    assert costs["right"][0] < 1e-8 and costs["wide"][0] < 1e-8
+    assert costs["right"][1] < 1e-8
+    expected = (3 * regression.squared_moments[0, :, 0]).square().mean()
+    assert costs["wide"][1] == pytest.approx(expected.item(), rel=1e-3)
+    with pytest.raises(UserError, match="hierarchical"):
+        Trainer(system, data, tiny_config(conditional_spread=1.0), tmp_path)
 
 
 def test_a_stopped_run_resumes_with_its_monte_carlo_and_checkpoint(tmp_path, capsys):
