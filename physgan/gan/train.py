@@ -336,8 +336,10 @@ class Trainer:
         matching = self._feature_matching(fake, groups)
         summary_gap = self._summary_matching(fake, groups, summary)
         conditional_gap, spread_gap = self._conditional_matching(fake, groups, summary)
+        # a system's generator may hold a prior on its last forward pass, in condition groups (weight: a network setting)
+        prior = self.G.prior_loss(cfg.group_size) if hasattr(self.G, "prior_loss") else 0.0
         loss_G = (adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap
-                  + cfg.conditional_matching * conditional_gap + cfg.conditional_spread * spread_gap)
+                  + cfg.conditional_matching * conditional_gap + cfg.conditional_spread * spread_gap + prior)
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self._average_gradients(self.G)
@@ -346,6 +348,8 @@ class Trainer:
         self.step += 1
         logs = {"critic_loss": loss_D.item(), **logs, "generator_loss": adversarial.item(),
                 "feature_matching": matching.item()}
+        if torch.is_tensor(prior):
+            logs["generator_prior"] = prior.item()
         if summary is None:
             return logs
         logs["summary_matching"] = summary_gap.item()

@@ -34,6 +34,36 @@ def test_networks_give_non_negative_sparse_images_of_the_right_shape():
         generative.make_networks((1, 32, 32), 2, generative.NetworkConfig())
 
 
+def test_occupancy_prior_is_the_curvature_of_the_occupancy_probit_map():
+    # per group of 16 jets and pixel: logits = target probit + noise of mean 0 and spread 1 - 0.001 exactly
+    # (occupancy_probit divides by the spread + 0.001)
+    noise = torch.randn(2, 16, 625, generator=torch.Generator().manual_seed(0))
+    noise = 0.999 * (noise - noise.mean(1, keepdim=True)) / noise.std(1, unbiased=False, keepdim=True)
+    row, column = torch.meshgrid(torch.arange(25.0), torch.arange(25.0), indexing="ij")
+
+    def logits(clamped_maps: torch.Tensor) -> torch.Tensor:  # maps (2, 25, 25) of the clamped probit
+        probit = 5.0 * torch.atanh(clamped_maps / 5.0)
+        return (probit.view(2, 1, 625) + noise).view(32, 625)
+
+    ramps = torch.stack([0.3 * column - 3.0, 2.0 - 0.2 * row])
+    torch.testing.assert_close(generative.occupancy_probit(logits(ramps), 16), ramps, rtol=1e-4, atol=1e-4)
+    assert float(generative.occupancy_curvature(logits(ramps), 16)) < 1e-8  # a plane costs nothing
+    spike = torch.zeros(2, 25, 25)
+    spike[0, 12, 7] = 1.5  # one hot pixel: 1.5^2 at it, (1.5 / 4)^2 at each neighbour, over 2 x 23^2 pixels
+    cost = generative.occupancy_curvature(logits(spike), 16)
+    torch.testing.assert_close(cost, torch.tensor(1.25 * 1.5**2 / (2 * 23**2)), rtol=1e-4, atol=1e-7)
+    # blind (up to the 0.001) to each pixel's logit scale, which the hard gate cannot see
+    scaled = logits(spike) * torch.rand(625, generator=torch.Generator().manual_seed(1)).add(0.5)
+    torch.testing.assert_close(generative.occupancy_curvature(scaled, 16), cost, rtol=5e-3, atol=1e-7)
+    # the generator keeps its gate logits for the trainer only when the prior is on
+    cond = torch.zeros(32, 2)
+    for weight in (0.0, 0.3):
+        G = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, occupancy_smoothness=weight))[0]
+        G(G.latent(32, torch.Generator().manual_seed(0)), cond)
+        expected = weight * generative.occupancy_curvature(G._gate, 16) if weight else 0.0
+        assert G.prior_loss(16) == expected
+
+
 def test_differentiable_features_equal_the_image_observables(jets_mc):
     data = open_samples(jets_mc[0]).read_chunk(0, 50, ("image",))["image"]
     features = generative.physics_features(generative.to_float(torch.from_numpy(data)[:, None])).double().numpy()
@@ -139,7 +169,7 @@ n_critic = 1
 monitor_every = 1
 monitor_samples = 8
 device = "cpu"
-network = {{channels = 16, blocks = 1, critic_channels = 16, z_dim = 4, embed_dim = 8}}
+network = {{channels = 16, blocks = 1, critic_channels = 16, z_dim = 4, embed_dim = 8, occupancy_smoothness = 0.01}}
 [sample]
 n_per_condition = 1
 [fidelity]
@@ -161,6 +191,8 @@ w1_ratio = {{mass = 3.0, tau_21 = 3.0}}
     assert isinstance(summary["fidelity"]["pass"], bool)  # three steps of training: the verdict may go either way
     metrics = json.loads((run / "report/metrics.json").read_text())
     assert metrics["jets"]["memorisation"]["checked"]  # the run passes its training file to validate
+    steps = [line for line in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "generator_loss" in line]
+    assert steps and all(line["generator_prior"] > 0 for line in steps)  # the trainer adds the generator's prior
     capsys.readouterr()
     assert main(["run", "jets", "--preset", str(preset), "--out", str(run)]) == 2
     assert "already holds a run" in capsys.readouterr().err
