@@ -35,6 +35,8 @@ The choices, and why:
 - Feature matching (the trainer's, per class and 10 GeV of pT) of the means and spreads of mass, pT,
   girth, the soft pixel count and pT_D, of two points of the mass distribution, and of seven points of
   the jet's pixel-intensity spectrum (see physics_features).
+- Optionally (occupancy_smoothness) a prior on the generator: each condition group's map of how often
+  each pixel is lit should be smooth, as the Monte Carlo's is (see occupancy_curvature).
 - No symmetry augmentation: the preprocessing has already fixed translation, rotation and reflection,
   so no exact symmetry of the images is left to use.
 """
@@ -241,8 +243,8 @@ def occupancy_curvature(gates: torch.Tensor, group_size: int) -> torch.Tensor:
     jets where the Monte Carlo lights them in 0-1 %, and left dark periphery pixels the Monte Carlo lights
     in 1-4 %: its occupancy map was speckled where the Monte Carlo's is smooth. Neither the critic nor the
     matching pins a pixel lit in less than one jet of a batch. Curvature, not slope: the map falls from the
-    core outwards, which costs nothing, while a hot pixel of height h costs 1.25 h^2 over the interior
-    pixels. The prior is about the map over jets; each jet stays free to be as sparse as the data's.
+    core outwards, and a plane costs nothing and a smooth fall little, while a hot pixel of height h costs
+    1.25 h^2 over the interior pixels. The prior is about the map over jets; each jet stays free to be as sparse as the data's.
     """
     s = occupancy_probit(gates, group_size)
     neighbours = (s[:, :-2, 1:-1] + s[:, 2:, 1:-1] + s[:, 1:-1, :-2] + s[:, 1:-1, 2:]) / 4
