@@ -336,7 +336,8 @@ class Trainer:
         matching = self._feature_matching(fake, groups)
         summary_gap = self._summary_matching(fake, groups, summary)
         conditional_gap, spread_gap = self._conditional_matching(fake, groups, summary)
-        # a system's generator may hold a prior on its last forward pass, in condition groups (weight: a network setting)
+        # a system's generator may hold a prior on its last forward pass (in condition groups; its weight is
+        # a network setting)
         prior = self.G.prior_loss(cfg.group_size) if hasattr(self.G, "prior_loss") else 0.0
         loss_G = (adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap
                   + cfg.conditional_matching * conditional_gap + cfg.conditional_spread * spread_gap + prior)

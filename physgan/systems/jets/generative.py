@@ -244,7 +244,8 @@ def occupancy_curvature(gates: torch.Tensor, group_size: int) -> torch.Tensor:
     in 1-4 %: its occupancy map was speckled where the Monte Carlo's is smooth. Neither the critic nor the
     matching pins a pixel lit in less than one jet of a batch. Curvature, not slope: the map falls from the
     core outwards, and a plane costs nothing and a smooth fall little, while a hot pixel of height h costs
-    1.25 h^2 over the interior pixels. The prior is about the map over jets; each jet stays free to be as sparse as the data's.
+    1.25 h^2 over the interior pixels. The prior is about the map over jets; each jet stays free to be as
+    sparse as the data's.
     """
     s = occupancy_probit(gates, group_size)
     neighbours = (s[:, :-2, 1:-1] + s[:, 2:, 1:-1] + s[:, 1:-1, :-2] + s[:, 1:-1, 2:]) / 4

@@ -58,7 +58,8 @@ def test_occupancy_prior_is_the_curvature_of_the_occupancy_probit_map():
     # the generator keeps its gate logits for the trainer only when the prior is on
     cond = torch.zeros(32, 2)
     for weight in (0.0, 0.3):
-        G = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, occupancy_smoothness=weight))[0]
+        config = generative.NetworkConfig(**TINY_NET, occupancy_smoothness=weight)
+        G = generative.make_networks((1, 25, 25), 2, config)[0]
         G(G.latent(32, torch.Generator().manual_seed(0)), cond)
         expected = weight * generative.occupancy_curvature(G._gate, 16) if weight else 0.0
         assert G.prior_loss(16) == expected
