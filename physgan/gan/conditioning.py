@@ -16,7 +16,23 @@ from __future__ import annotations
 
 import torch
 
+from dataclasses import dataclass
+
 from physgan.gan.quantiles import InterpolatedQuantiles, bracket
+
+
+@dataclass(frozen=True)
+class SummaryAxes:
+    """Which raw condition column the summaries' distribution is interpolated along, and which (if any)
+    is a category with a distribution of its own."""
+
+    position: int = 0
+    category: int | None = None
+
+    def split(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Raw conditions (B, n_cond) -> the continuous condition (B, 1) and the categories (B,) or None."""
+        category = None if self.category is None else cond[:, self.category].round().long()
+        return cond[:, self.position:self.position + 1], category
 
 
 def normalise(cond: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
@@ -34,12 +50,16 @@ class Conditioning:
         self.anchors = anchors  # {"features", "conditions", "means", "low", "high"} or None
         self.summary = summary  # {"features", "low", "high"} and the quantile tables, or None
         self.quantiles = InterpolatedQuantiles.from_state(summary) if summary else None
+        self.axes = SummaryAxes(summary.get("position_column", 0), summary.get("category_column")) \
+            if summary else None
 
     @classmethod
     def fit(cls, cond: torch.Tensor, summary_values: torch.Tensor | None = None, features=(),
-            anchor_values: torch.Tensor | None = None, anchor_features=()) -> "Conditioning":
+            anchor_values: torch.Tensor | None = None, anchor_features=(), *,
+            axes: SummaryAxes = SummaryAxes(), groups: torch.Tensor | None = None) -> "Conditioning":
         """From the training conditions (N, n_cond) and, for hierarchical generation, the summaries (N, S)
-        of every sample, named by `features`; for anchors, the anchor features (N, A) of every sample,
+        of every sample, named by `features`, modelled along `axes` with the condition groups (N,) as
+        nodes (default: the distinct conditions); for anchors, the anchor features (N, A) of every sample,
         named by `anchor_features` (their means per distinct value of the one condition become the table)."""
         low, high = cond.min(0).values, cond.max(0).values
         anchors = None
@@ -50,9 +70,11 @@ class Conditioning:
                        "low": means.min(0).values, "high": means.max(0).values}
         if summary_values is None:
             return cls(low, high, anchors=anchors)
-        model = InterpolatedQuantiles.fit(cond, summary_values)
+        position, category = axes.split(cond)
+        model = InterpolatedQuantiles.fit(position, summary_values, category=category, nodes=groups)
         return cls(low, high, {"features": list(features), "low": summary_values.min(0).values.float(),
-                               "high": summary_values.max(0).values.float(), **model.state_dict()}, anchors)
+                               "high": summary_values.max(0).values.float(), "position_column": axes.position,
+                               "category_column": axes.category, **model.state_dict()}, anchors)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "Conditioning":
@@ -83,7 +105,8 @@ class Conditioning:
         if self.summary is None:
             return None
         u = torch.rand(len(cond), len(self.summary["features"]), generator=generator)
-        return self.quantiles.sample(cond, u)
+        position, category = self.axes.split(cond)
+        return self.quantiles.sample(position, u, category)
 
     def named(self, summaries: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """The requested summaries by feature name, added to the generator's latent: a generator may

@@ -14,6 +14,11 @@ line instead of mixing the two distributions, so a distribution that shifts with
 shape in between. It needs no training, is exact at the training conditions, and outside the training
 range it keeps the distribution of the nearest end. A second summary is drawn from its quantiles within
 rank bins of the first, which keeps the two correlated (e and |m| are, strongly, below T_c).
+
+A system whose conditions are a category and one continuous value (jets: the class and the jet pT) gets
+one such sequence per category: a W' jet's mass is never interpolated towards a QCD jet's. Where the
+continuous condition takes no repeated values (the jet pT), the nodes are the system's condition groups
+(10 GeV of pT), each at its samples' mean condition.
 """
 from __future__ import annotations
 
@@ -28,36 +33,71 @@ class InterpolatedQuantiles(nn.Module):
     `bins` equal-count bins) of summary 0. A draw maps S uniform numbers through them; between two
     training conditions every quantile is interpolated linearly at the same uniform numbers."""
 
-    def __init__(self, conditions: torch.Tensor, first: torch.Tensor, rest: torch.Tensor):
+    def __init__(self, conditions: torch.Tensor, first: torch.Tensor, rest: torch.Tensor,
+                 category: torch.Tensor | None = None):
         super().__init__()
         self.register_buffer("conditions", conditions.float())
         self.register_buffer("first", first.float())
         self.register_buffer("rest", rest.float())
+        # the category of each node (all 0 without categories: the checkpoints written before them)
+        self.register_buffer("category", torch.zeros(len(conditions), dtype=torch.int64) if category is None
+                             else category.long())
 
     @classmethod
-    def fit(cls, cond: torch.Tensor, values: torch.Tensor, levels: int = 128,
-            bins: int = 16) -> "InterpolatedQuantiles":
-        """From samples: cond (N, 1) one continuous condition (train.summary_indices checks a system has
-        one), values (N,) or (N, S) the summaries of each sample."""
+    def fit(cls, cond: torch.Tensor, values: torch.Tensor, levels: int = 128, bins: int = 16,
+            category: torch.Tensor | None = None, nodes: torch.Tensor | None = None) -> "InterpolatedQuantiles":
+        """From samples: cond (N, 1) the continuous condition, values (N,) or (N, S) the summaries of each
+        sample; optionally category (N,) integer classes, each with its own nodes, and nodes (N,) the node
+        each sample belongs to (default: one node per distinct category and condition). A node sits at the
+        mean condition of its samples; nodes must not mix categories."""
         values = values.reshape(len(values), -1).double()
-        distinct, which = torch.unique(cond[:, 0], return_inverse=True)
+        category = torch.zeros(len(values), dtype=torch.int64) if category is None else category.long()
+        if nodes is None:
+            nodes = torch.unique(torch.stack([category.double(), cond[:, 0].double()], 1), dim=0,
+                                 return_inverse=True)[1]
+        _, which = torch.unique(nodes, return_inverse=True)
+        members = [torch.nonzero(which == j).squeeze(1) for j in range(int(which.max()) + 1)]
+        if any(category[m].unique().numel() > 1 for m in members):
+            raise ValueError("a node of the summary model mixes categories")
+        node_category = torch.stack([category[m[0]] for m in members])
+        node_cond = torch.stack([cond[m, 0].double().mean() for m in members])
+        order = sorted(range(len(members)), key=lambda j: (int(node_category[j]), float(node_cond[j])))
         u = (torch.arange(levels, dtype=torch.float64) + 0.5) / levels
         first, rest = [], []
-        for j in range(len(distinct)):
-            v = values[which == j]
+        for j in order:
+            v = values[members[j]]
             first.append(torch.quantile(v[:, 0], u))
             ranked = v[torch.argsort(v[:, 0], stable=True)]
             rest.append(torch.stack([torch.quantile(part[:, 1:], u, dim=0) if v.shape[1] > 1 else
                                      torch.zeros(levels, 0, dtype=v.dtype) for part in ranked.tensor_split(bins)]))
-        return cls(distinct, torch.stack(first), torch.stack(rest))
+        return cls(node_cond[order], torch.stack(first), torch.stack(rest), node_category[order])
 
     @classmethod
     def from_state(cls, state: dict) -> "InterpolatedQuantiles":
-        return cls(state["conditions"], state["first"], state["rest"])
+        return cls(state["conditions"], state["first"], state["rest"], state.get("category"))
 
-    def sample(self, cond: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Summaries (B, S) at conditions cond (B, 1) for uniform numbers u (B, S) in [0, 1)."""
-        below, above, weight = bracket(self.conditions.to(cond.device), cond[:, 0])
+    def brackets(self, cond: torch.Tensor, category: torch.Tensor | None = None):
+        """For conditions cond (B, 1) [of categories (B,)]: the nodes below and above each, within its
+        category, and the interpolation weight between them (bracket)."""
+        c = self.conditions.to(cond.device)
+        if category is None:
+            return bracket(c, cond[:, 0])
+        node_category, category = self.category.to(cond.device), category.to(cond.device).long()
+        unknown = set(category.unique().tolist()) - set(node_category.unique().tolist())
+        if unknown:
+            raise ValueError(f"the summary model has no training samples of category {sorted(unknown)[0]}")
+        below, above = (torch.zeros(len(cond), dtype=torch.int64, device=cond.device) for _ in range(2))
+        weight = torch.zeros(len(cond), device=cond.device)
+        for k in node_category.unique():
+            nodes, mine = torch.nonzero(node_category == k).squeeze(1), category == k
+            b, a, w = bracket(c[nodes], cond[mine, 0])
+            below[mine], above[mine], weight[mine] = nodes[b], nodes[a], w
+        return below, above, weight
+
+    def sample(self, cond: torch.Tensor, u: torch.Tensor, category: torch.Tensor | None = None) -> torch.Tensor:
+        """Summaries (B, S) at conditions cond (B, 1) [of categories (B,)] for uniform numbers u (B, S)
+        in [0, 1)."""
+        below, above, weight = self.brackets(cond, category)
         u = u.to(cond.device)
         between = lambda table: torch.lerp(table(below), table(above), weight)
         first = self.first.to(cond.device)

@@ -26,7 +26,7 @@ import torch
 
 from physgan.errors import UserError
 from physgan.gan import losses
-from physgan.gan.conditioning import Conditioning, normalise  # noqa: F401 (normalise: part of this module's API)
+from physgan.gan.conditioning import Conditioning, SummaryAxes, normalise  # noqa: F401 (normalise: part of this module's API)
 
 CHECKPOINT_FORMAT = "physgan-checkpoint-1"
 
@@ -256,7 +256,8 @@ class Trainer:
         anchors = feature_indices(system, config.condition_anchors, "condition_anchors")
         self.conditioning = Conditioning.fit(
             data.cond, data.features[:, self.summary_columns] if self.summary_columns else None,
-            config.hierarchical, data.features[:, anchors] if anchors else None, config.condition_anchors)
+            config.hierarchical, data.features[:, anchors] if anchors else None, config.condition_anchors,
+            axes=summary_axes(system), groups=system.generative.condition_groups(data.cond))
         torch.manual_seed(config.seed)  # initial weights: identical on every rank
         self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(
             tuple(data.x.shape[1:]), self.conditioning.n_inputs, self.network_config))
@@ -520,13 +521,23 @@ def summary_indices(system, config: TrainConfig) -> list[int]:
     return feature_indices(system, config.hierarchical, "hierarchical")
 
 
+def summary_axes(system) -> SummaryAxes:
+    """The summaries' model runs along the one continuous condition, within each category of the system's
+    categorical condition where it has one (generative.CATEGORY_CONDITION: its column)."""
+    category = getattr(system.generative, "CATEGORY_CONDITION", None)
+    continuous = [j for j in range(len(system.CONDITIONS)) if j != category]
+    return SummaryAxes(position=continuous[0], category=category)
+
+
 def feature_indices(system, names: list[str], option: str) -> list[int]:
     """Columns of the named physics features, for an option (hierarchical, condition_anchors) whose
-    model interpolates along the system's one continuous condition."""
+    model interpolates along the system's one continuous condition (hierarchical: within each category
+    of a categorical one, where the system has that too)."""
     known = list(system.generative.FEATURE_NAMES)
-    if names and len(system.CONDITIONS) != 1:
-        raise UserError(f"{option} needs one continuous condition; {system.NAME} has "
-                        f"{len(system.CONDITIONS)} ({', '.join(system.CONDITIONS)})")
+    categorical = getattr(system.generative, "CATEGORY_CONDITION", None) is not None and option == "hierarchical"
+    if names and len(system.CONDITIONS) != 1 + categorical:
+        raise UserError(f"{option} needs one continuous condition{' besides the category' if categorical else ''}; "
+                        f"{system.NAME} has {len(system.CONDITIONS)} ({', '.join(system.CONDITIONS)})")
     for name in names:
         if name not in known:
             raise UserError(f"{option}: {name!r} is not one of the {system.NAME} physics features "

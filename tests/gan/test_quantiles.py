@@ -1,7 +1,8 @@
 """The summary model of hierarchical generation: interpolated quantile functions, and the conditioning."""
+import pytest
 import torch
 
-from physgan.gan.conditioning import Conditioning
+from physgan.gan.conditioning import Conditioning, SummaryAxes
 from physgan.gan.quantiles import InterpolatedQuantiles
 
 
@@ -95,3 +96,48 @@ def test_anchors_are_the_training_means_interpolated_between_conditions(tmp_path
     torch.testing.assert_close(loaded.anchors["means"][:, 0], means)
     c = torch.linspace(1.5, 3.5, 9)[:, None]
     torch.testing.assert_close(loaded.real(c), conditioning.real(c))
+
+
+def test_each_category_has_its_own_distribution_interpolated_along_a_continuous_condition():
+    # Category 0: N(x, 1), category 1: N(100 - x, 2^2), x continuous in [0, 10): no value repeats, so
+    # the nodes are bins of width 2 (as the jets' 10 GeV groups), each at its samples' mean x. Between
+    # node centres the mean follows x linearly; the categories never mix.
+    g = torch.Generator().manual_seed(6)
+    n = 200_000
+    category = (torch.arange(n) % 2)
+    x = 10 * torch.rand(n, generator=g)
+    values = torch.where(category == 0, x + torch.randn(n, generator=g), 100 - x + 2 * torch.randn(n, generator=g))
+    nodes = 2 * category + 10 * (x // 2).long()  # distinct per category and bin
+    model = InterpolatedQuantiles.fit(x[:, None], values, category=category, nodes=nodes)
+    assert model.conditions.shape == (10,) and model.category.tolist() == [0] * 5 + [1] * 5
+    u = torch.rand(n, 1, generator=torch.Generator().manual_seed(7))
+    for c, at, mean, sd in ((0, 4.0, 4.0, 1.0), (1, 4.0, 96.0, 2.0), (0, 6.5, 6.5, 1.0), (1, 0.0, 99.0, 2.0)):
+        drawn = model.sample(torch.full((n, 1), at), u, torch.full((n,), c))[:, 0]
+        assert abs(drawn.mean() - mean) < 0.03, (c, at)  # node at 1.0 (mean x of [0, 2)): flat below it
+        # a node pools its bin: the spread gains the bin's own spread of means, 2^2 / 12
+        assert abs(drawn.std() - (sd ** 2 + 4 / 12) ** 0.5) < 0.02 * sd, (c, at)
+    with pytest.raises(ValueError, match="no training samples of category 2"):
+        model.sample(torch.zeros(1, 1), u[:1], torch.tensor([2]))
+    with pytest.raises(ValueError, match="mixes categories"):
+        InterpolatedQuantiles.fit(x[:, None], values, category=category, nodes=torch.zeros(n, dtype=torch.int64))
+
+
+def test_conditioning_draws_summaries_per_category_and_keeps_the_axes_in_a_checkpoint(tmp_path):
+    # jets-like conditions (class, pT): the class's summary distribution, whichever its pT
+    g = torch.Generator().manual_seed(8)
+    n = 4000
+    signal = (torch.arange(n) % 2).float()
+    pt = 250 + 50 * torch.rand(n, generator=g)
+    mass = torch.where(signal > 0, 80 + torch.randn(n, generator=g), 30 + 10 * torch.rand(n, generator=g))
+    cond = torch.stack([signal, pt], 1)
+    groups = 2 * (pt // 10).long() + signal.long()
+    conditioning = Conditioning.fit(cond, mass[:, None], ["mass"], axes=SummaryAxes(position=1, category=0),
+                                    groups=groups)
+    torch.save({"condition_low": conditioning.low.tolist(), "condition_high": conditioning.high.tolist(),
+                "summary": conditioning.summary}, tmp_path / "c.pt")
+    loaded = Conditioning.from_checkpoint(torch.load(tmp_path / "c.pt", weights_only=True))
+    request = torch.tensor([[1.0, 262.0], [0.0, 262.0]]).repeat(500, 1)
+    drawn = loaded.draw_summaries(request, torch.Generator().manual_seed(9))[:, 0]
+    assert 75 < drawn[0::2].min() and drawn[0::2].max() < 85  # W-like: never a QCD mass
+    assert 30 <= drawn[1::2].min() and drawn[1::2].max() <= 40
+    torch.testing.assert_close(drawn, conditioning.draw_summaries(request, torch.Generator().manual_seed(9))[:, 0])

@@ -419,8 +419,10 @@ def test_hierarchical_summaries_must_be_physics_features():
     ising = get_system("ising")
     assert summary_indices(ising, tiny_config(hierarchical=["abs_m", "e"])) == [1, 0]
     assert summary_indices(ising, tiny_config()) == []
+    # jets: the summaries' model runs along the pT within each class; anchors have no such model
+    assert summary_indices(get_system("jets"), tiny_config(hierarchical=["mass", "pt_d"])) == [0, 4]
     with pytest.raises(UserError, match="one continuous condition"):
-        summary_indices(get_system("jets"), tiny_config(hierarchical=["mass"]))
+        feature_indices(get_system("jets"), ["mass"], "condition_anchors")
     for names, message in ((["m2"], "not one of the ising physics features"), (["e", "e"], "named twice")):
         with pytest.raises(UserError, match=message):
             summary_indices(ising, tiny_config(hierarchical=names))
