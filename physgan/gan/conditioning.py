@@ -14,9 +14,9 @@ steepness away (README, "Ising GAN results"); in the anchors' coordinates the st
 """
 from __future__ import annotations
 
-import torch
-
 from dataclasses import dataclass
+
+import torch
 
 from physgan.gan.quantiles import InterpolatedQuantiles, bracket
 

@@ -85,7 +85,10 @@ class InterpolatedQuantiles(nn.Module):
         node_category, category = self.category.to(cond.device), category.to(cond.device).long()
         unknown = set(category.unique().tolist()) - set(node_category.unique().tolist())
         if unknown:
-            raise ValueError(f"the summary model has no training samples of category {sorted(unknown)[0]}")
+            from physgan.errors import UserError
+
+            raise UserError(f"the generator's summary model has no training samples of category "
+                            f"{sorted(unknown)[0]}: it cannot generate that class")
         below, above = (torch.zeros(len(cond), dtype=torch.int64, device=cond.device) for _ in range(2))
         weight = torch.zeros(len(cond), device=cond.device)
         for k in node_category.unique():

@@ -26,7 +26,8 @@ import torch
 
 from physgan.errors import UserError
 from physgan.gan import losses
-from physgan.gan.conditioning import Conditioning, SummaryAxes, normalise  # noqa: F401 (normalise: part of this module's API)
+from physgan.gan.conditioning import (Conditioning, SummaryAxes,  # noqa: F401 (normalise: part of this module's API)
+                                      normalise)
 
 CHECKPOINT_FORMAT = "physgan-checkpoint-1"
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from physgan.gan.conditioning import Conditioning, SummaryAxes
+from physgan.errors import UserError
 from physgan.gan.quantiles import InterpolatedQuantiles
 
 
@@ -116,7 +117,7 @@ def test_each_category_has_its_own_distribution_interpolated_along_a_continuous_
         assert abs(drawn.mean() - mean) < 0.03, (c, at)  # node at 1.0 (mean x of [0, 2)): flat below it
         # a node pools its bin: the spread gains the bin's own spread of means, 2^2 / 12
         assert abs(drawn.std() - (sd ** 2 + 4 / 12) ** 0.5) < 0.02 * sd, (c, at)
-    with pytest.raises(ValueError, match="no training samples of category 2"):
+    with pytest.raises(UserError, match="no training samples of category 2"):
         model.sample(torch.zeros(1, 1), u[:1], torch.tensor([2]))
     with pytest.raises(ValueError, match="mixes categories"):
         InterpolatedQuantiles.fit(x[:, None], values, category=category, nodes=torch.zeros(n, dtype=torch.int64))
