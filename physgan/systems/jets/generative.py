@@ -43,9 +43,9 @@ The choices, and why:
   each generated jet to the mass it was asked for. Why: in the full preset the mass W1 stayed at 4-5 x
   its floor through every change of networks and matching; drawn from the Monte Carlo's own quantiles,
   the mass distribution is right by construction, and what the generator must learn, the image given
-  class, pT and mass, is narrower. One full run with it: mass 1.6 (W') and 0.9 (QCD) x floor, but the
-  classifier AUC rose from 0.98 to 0.995 and the W' FPD fourfold (README, "Full preset: hierarchical
-  mass"), so it is not in the presets.
+  class, pT and mass, is narrower. Two full runs with it: mass 1.6-1.8 (W') and 0.9-1.0 (QCD) x floor,
+  but the classifier AUC and tau_21 got worse (README, "Full preset: hierarchical mass"), so it is not in
+  the presets.
 - No symmetry augmentation: the preprocessing has already fixed translation, rotation and reflection,
   so no exact symmetry of the images is left to use.
 """
