@@ -26,8 +26,8 @@ import torch
 
 from physgan.errors import UserError
 from physgan.gan import losses
-from physgan.gan.conditioning import (Conditioning, SummaryAxes,  # noqa: F401 (normalise: part of this module's API)
-                                      normalise)
+from physgan.gan.conditioning import Conditioning, SummaryAxes
+from physgan.gan.conditioning import normalise  # noqa: F401 (part of this module's API)
 
 CHECKPOINT_FORMAT = "physgan-checkpoint-1"
 
@@ -136,6 +136,7 @@ class TrainingData:
     x: torch.Tensor  # stored representation (e.g. int8 lattices), (N, ...)
     cond: torch.Tensor  # raw conditions (N, n_cond)
     groups: list[torch.Tensor]  # indices of the samples of each condition group (system.condition_groups)
+    group_of: torch.Tensor  # (N,) the condition group of every sample
     group_cond: torch.Tensor  # (n_groups, n_cond) raw, the mean condition of each group (for logs)
     target_mean: torch.Tensor  # (n_groups, n_features) feature means per group
     target_std: torch.Tensor  # (n_groups, n_features) feature spreads per group
@@ -160,7 +161,7 @@ def prepare_data(system, samples) -> TrainingData:
                           for i in range(0, len(x), 4096)])
     mean = torch.stack([features[g].mean(0) for g in groups])
     std = torch.stack([features[g].std(0) if len(g) > 1 else torch.ones(features.shape[1]) for g in groups])
-    return TrainingData(x=x, cond=cond, groups=groups, group_cond=torch.stack([cond[g].mean(0) for g in groups]),
+    return TrainingData(x=x, cond=cond, groups=groups, group_of=group_of, group_cond=torch.stack([cond[g].mean(0) for g in groups]),
                         target_mean=mean, target_std=std.clamp_min(1e-3), features=features)
 
 
@@ -258,7 +259,7 @@ class Trainer:
         self.conditioning = Conditioning.fit(
             data.cond, data.features[:, self.summary_columns] if self.summary_columns else None,
             config.hierarchical, data.features[:, anchors] if anchors else None, config.condition_anchors,
-            axes=summary_axes(system), groups=system.generative.condition_groups(data.cond))
+            axes=summary_axes(system), groups=data.group_of)
         torch.manual_seed(config.seed)  # initial weights: identical on every rank
         self.G, self.D = (m.to(self.device) for m in system.generative.make_networks(
             tuple(data.x.shape[1:]), self.conditioning.n_inputs, self.network_config))
