@@ -30,11 +30,16 @@ from physgan.systems.ising import generative  # noqa: E402
 BATCHES = (256, 1024, 4096, 16384, 65536)
 
 
+def condition_inputs(system_conditions: int, train: dict) -> int:
+    """The condition inputs a trained checkpoint of a preset's [train] table has: the system's own
+    conditions (Ising: T; jets: class and pT), then the hierarchical summaries and the anchors."""
+    return system_conditions + len(train.get("hierarchical", [])) + len(train.get("condition_anchors", []))
+
+
 def generator_for(L: int, preset: str, device: str):
     train = preset_path_values("ising", preset)["train"]
     network = build(generative.NetworkConfig, train.get("network", {}))
-    # T, then the hierarchical summaries and the anchors: the condition inputs a trained checkpoint has
-    n_cond = 1 + len(train.get("hierarchical", [])) + len(train.get("condition_anchors", []))
+    n_cond = condition_inputs(1, train)
     generator, _ = generative.make_networks((1, L, L), n_cond, network)
     return generator.to(device).eval(), network, n_cond
 
@@ -67,19 +72,24 @@ def activation_gb(network, L: int, batch: int) -> float:
 def jets_generator(preset: str, device: str):
     from physgan.systems.jets import generative as jets
 
-    network = build(jets.NetworkConfig, preset_path_values("jets", preset)["train"].get("network", {}))
-    generator, _ = jets.make_networks((1, 25, 25), 2, network)
-    return generator.to(device).eval()
+    train = preset_path_values("jets", preset)["train"]
+    network = build(jets.NetworkConfig, train.get("network", {}))
+    n_cond = condition_inputs(2, train)
+    generator, _ = jets.make_networks((1, 25, 25), n_cond, network)
+    return generator.to(device).eval(), n_cond
 
 
 @torch.no_grad()
-def jet_images_per_second(generator, batch: int, device: str, seconds: float, observables: bool = False) -> float:
-    """Images per second at alternating classes and pT 275 GeV; with `observables`, as `physgan sample`
-    writes them (image observables included)."""
+def jet_images_per_second(generator, n_cond: int, batch: int, device: str, seconds: float,
+                          observables: bool = False) -> float:
+    """Images per second at alternating classes and pT 275 GeV (hierarchical summaries at the middle of
+    their range); with `observables`, as `physgan sample` writes them (image observables included)."""
     from physgan.systems.jets import generative as jets
 
     rng = torch.Generator().manual_seed(0)
-    cond = torch.stack([torch.arange(batch) % 2 * 2.0 - 1, torch.zeros(batch)], 1).to(device)
+    cond = torch.zeros(batch, n_cond)
+    cond[:, 0] = torch.arange(batch) % 2 * 2.0 - 1
+    cond = cond.to(device)
     latent = generator.latent(batch, rng)
 
     def once():
@@ -116,10 +126,11 @@ def jets_main(args, devices, seconds) -> None:
           "Pythia 8 + FastJet, 1 process)")
     print("device | batch | images/s | speed-up vs MC | with observables/s | speed-up")
     for device in devices:
-        generator = jets_generator(args.preset, device)
+        generator, n_cond = jets_generator(args.preset, device)
         for batch in BATCHES:
-            rate = jet_images_per_second(generator, batch, device, seconds)
-            full = jet_images_per_second(generator, batch, device, seconds, observables=True) if batch <= 4096 else None
+            rate = jet_images_per_second(generator, n_cond, batch, device, seconds)
+            full = (jet_images_per_second(generator, n_cond, batch, device, seconds, observables=True)
+                    if batch <= 4096 else None)
             full_text = f"{full:.0f} | {full * mc_ms / 1000:.3g}x" if full else "- | -"
             print(f"{device} | {batch} | {rate:.0f} | {rate * mc_ms / 1000:.3g}x | {full_text}", flush=True)
 

@@ -14,3 +14,10 @@ def test_the_benchmark_runs_each_ising_preset_s_generator(preset):
     generator, _, n_cond = bench.generator_for(8, preset, "cpu")
     assert n_cond == {"quick": 4, "full": 1}[preset]  # quick: T, |m| summary, <e> and <|m|> anchors
     assert bench.generated_per_second(generator, n_cond, 8, 4, "cpu", seconds=0) > 0
+
+
+@pytest.mark.parametrize("preset", ["quick", "full"])
+def test_the_benchmark_runs_each_jets_preset_s_generator(preset):
+    generator, n_cond = bench.jets_generator(preset, "cpu")
+    assert n_cond == {"quick": 2, "full": 4}[preset]  # class, pT (full: then the mass and girth summaries)
+    assert bench.jet_images_per_second(generator, n_cond, 8, "cpu", seconds=0, observables=True) > 0
