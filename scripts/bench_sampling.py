@@ -83,7 +83,8 @@ def jets_generator(preset: str, device: str):
 def jet_images_per_second(generator, n_cond: int, batch: int, device: str, seconds: float,
                           observables: bool = False) -> float:
     """Images per second at alternating classes and pT 275 GeV (hierarchical summaries at the middle of
-    their range); with `observables`, as `physgan sample` writes them (image observables included)."""
+    their range); with `observables`, as `physgan sample` writes them (image observables included).
+    A hierarchical preset's draw of the summaries from their quantile model is not timed."""
     from physgan.systems.jets import generative as jets
 
     rng = torch.Generator().manual_seed(0)
