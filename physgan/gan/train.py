@@ -68,6 +68,9 @@ class TrainConfig:
     """decay of the exponential moving average of generator weights (0: off)"""
     feature_matching: float = 1.0
     """weight of the per-condition physics-feature matching term in the generator loss (0: off)"""
+    feature_weights: dict = field(default_factory=dict)
+    """physics feature name -> its weight in the matching, replacing the system's own (FEATURE_WEIGHTS) for
+    that feature, e.g. {lha = 1.0} to match a jets feature that is otherwise only monitored"""
     spread_matching: float = 0.0
     """weight of the term matching, per condition group, the spread (standard deviation) of the physics
     features as well as their mean (0: off); it acts against a generator that collapses onto typical samples"""
@@ -278,10 +281,7 @@ class Trainer:
                 raise UserError("conditional_matching and conditional_spread need hierarchical summaries "
                                 "(train.hierarchical)")
             self.regression = conditional_regression(data, self.summary_columns)
-        # a system may weight its features in the matching (e.g. several points of one spectrum as one)
-        ones = [1.0] * len(system.generative.FEATURE_NAMES)
-        weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", ones), dtype=torch.float32)
-        self.feature_weights = weights / weights.mean()
+        self.feature_weights = matching_weights(system, config)
 
     # ----- one training step -------------------------------------------------------------------------
     def _my_slice(self, *tensors):
@@ -518,6 +518,22 @@ class Trainer:
         self.step, self.best_score = checkpoint["step"], checkpoint["best_score"]
 
 
+def matching_weights(system, config: TrainConfig) -> torch.Tensor:
+    """The features' weights in the matching and the monitor, mean 1: the system's own (e.g. several
+    points of one spectrum counting as one feature), with config.feature_weights replacing them by name."""
+    names = list(system.generative.FEATURE_NAMES)
+    weights = list(getattr(system.generative, "FEATURE_WEIGHTS", [1.0] * len(names)))
+    for column, weight in zip(feature_columns(system, list(config.feature_weights), "feature_weights"),
+                              config.feature_weights.values()):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+            raise UserError(f"feature_weights: the weight of {names[column]!r} must be a number >= 0")
+        weights[column] = float(weight)
+    weights = torch.tensor(weights, dtype=torch.float32)
+    if weights.sum() <= 0:
+        raise UserError("feature_weights: at least one feature needs a positive weight")
+    return weights / weights.mean()
+
+
 def summary_indices(system, config: TrainConfig) -> list[int]:
     """Columns of the hierarchical summaries among the system's physics features (empty: not hierarchical)."""
     return feature_indices(system, config.hierarchical, "hierarchical")
@@ -535,11 +551,16 @@ def feature_indices(system, names: list[str], option: str) -> list[int]:
     """Columns of the named physics features, for an option (hierarchical, condition_anchors) whose
     model interpolates along the system's one continuous condition (hierarchical: within each category
     of a categorical one, where the system has that too)."""
-    known = list(system.generative.FEATURE_NAMES)
     categorical = getattr(system.generative, "CATEGORY_CONDITION", None) is not None and option == "hierarchical"
     if names and len(system.CONDITIONS) != 1 + categorical:
         raise UserError(f"{option} needs one continuous condition{' besides the category' if categorical else ''}; "
                         f"{system.NAME} has {len(system.CONDITIONS)} ({', '.join(system.CONDITIONS)})")
+    return feature_columns(system, names, option)
+
+
+def feature_columns(system, names: list[str], option: str) -> list[int]:
+    """Columns of the named physics features (each named once) for an option's error messages."""
+    known = list(system.generative.FEATURE_NAMES)
     for name in names:
         if name not in known:
             raise UserError(f"{option}: {name!r} is not one of the {system.NAME} physics features "

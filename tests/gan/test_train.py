@@ -413,6 +413,26 @@ def test_anchors_give_the_networks_each_training_temperature_s_mean_features(sma
     trainer.train_step()  # the networks take the extra inputs
 
 
+def test_feature_weights_replace_the_systems_own_by_name():
+    """Weights are normalised to mean 1, so a feature's weight counts against the others; jets' spectrum
+    points share one feature's weight and the Les Houches angularity is off unless a preset asks."""
+    from physgan.gan.train import matching_weights
+
+    ising, jets = get_system("ising"), get_system("jets")
+    torch.testing.assert_close(matching_weights(ising, tiny_config()), torch.ones(2))
+    torch.testing.assert_close(matching_weights(ising, tiny_config(feature_weights={"abs_m": 3.0})),
+                               torch.tensor([0.5, 1.5]))
+    names = jets.generative.FEATURE_NAMES
+    default, asked = (matching_weights(jets, tiny_config(feature_weights=w)) for w in ({}, {"lha": 1.0}))
+    assert default[names.index("lha")] == 0 and asked[names.index("lha")] == asked[names.index("mass")] > 0
+    spectrum = [i for i, name in enumerate(names) if name.startswith("pixels_above")]
+    torch.testing.assert_close(default[spectrum].sum(), default[names.index("mass")])
+    for weights, message in (({"m2": 1.0}, "'m2' is not one of the ising"), ({"e": -1.0}, "the weight of 'e' must be a number >= 0"),
+                             ({"e": "a"}, "the weight of 'e' must be"), ({"e": 0, "abs_m": 0}, "at least one feature")):
+        with pytest.raises(UserError, match=f"feature_weights: {message}"):
+            matching_weights(ising, tiny_config(feature_weights=weights))
+
+
 def test_hierarchical_summaries_must_be_physics_features():
     from physgan.gan.train import feature_indices, summary_indices
 

@@ -10,6 +10,7 @@ from physgan.gan.train import TrainConfig, prepare_data, train
 from physgan.io import open_samples
 from physgan.systems import get_system
 from physgan.systems.jets import generative
+from physgan.systems.jets.images import pixel_centres
 from physgan.systems.jets.observables import image_mass, image_pt, nonempty_pixels
 
 TINY_NET = {"channels": 64, "blocks": 1, "critic_channels": 64, "z_dim": 8, "embed_dim": 8}
@@ -71,6 +72,11 @@ def test_differentiable_features_equal_the_image_observables(jets_mc):
     np.testing.assert_allclose(features[:, 0], image_mass(data), rtol=1e-3, atol=0.05)
     np.testing.assert_allclose(features[:, 1], image_pt(data), rtol=1e-4)
     assert np.all((features[:, 2] > 0) & (features[:, 2] < 1.25 * np.sqrt(2)))
+    # the Les Houches angularity, sum(I sqrt(r)) / sum(I) with r from the image centre (the leading subjet)
+    x, y = pixel_centres()
+    lha = (data * np.hypot(x, y) ** 0.5).sum((1, 2)) / data.sum((1, 2))
+    np.testing.assert_allclose(features[:, generative.FEATURE_NAMES.index("lha")], lha, rtol=1e-4)
+    assert np.all(lha > features[:, 2])  # sqrt(r) > r inside the jet radius R = 1, where nearly all pT lies
 
 
 def test_spectrum_features_count_the_pixels_above_each_threshold(jets_mc):
