@@ -427,7 +427,8 @@ def test_feature_weights_replace_the_systems_own_by_name():
     assert default[names.index("lha")] == 0 and asked[names.index("lha")] == asked[names.index("mass")] > 0
     spectrum = [i for i, name in enumerate(names) if name.startswith("pixels_above")]
     torch.testing.assert_close(default[spectrum].sum(), default[names.index("mass")])
-    for weights, message in (({"m2": 1.0}, "'m2' is not one of the ising"), ({"e": -1.0}, "the weight of 'e' must be a number >= 0"),
+    for weights, message in (({"m2": 1.0}, "'m2' is not one of the ising"),
+                             ({"e": -1.0}, "the weight of 'e' must be a number >= 0"),
                              ({"e": "a"}, "the weight of 'e' must be"), ({"e": 0, "abs_m": 0}, "at least one feature")):
         with pytest.raises(UserError, match=f"feature_weights: {message}"):
             matching_weights(ising, tiny_config(feature_weights=weights))

@@ -73,7 +73,7 @@ FEATURE_NAMES = ("mass", "pt", "girth", "pixels", "pt_d", "mass_above_60", "mass
 # the spectrum's points count as one feature together in the matching: with equal weights they halved the
 # weight of the mass, and a tiny model's class no longer moved its mass enough. The Les Houches angularity
 # is monitored but not matched unless a preset asks for it (train.feature_weights)
-FEATURE_WEIGHTS = ((1.0,) * (FEATURE_NAMES.index("lha")) + (0.0,)
+FEATURE_WEIGHTS = ((1.0,) * FEATURE_NAMES.index("lha") + (0.0,)
                    + (1.0 / len(SPECTRUM_GEV),) * len(SPECTRUM_GEV))
 CRITIC_FEATURES = 5  # the critic's head sees the first five (the mass steps only shape the matching)
 INTENSITY_SCALE = 0.1  # GeV
@@ -135,8 +135,9 @@ def to_intensity(t: torch.Tensor) -> torch.Tensor:
 def physics_features(t: torch.Tensor) -> torch.Tensor:
     """(B, 15): jet mass and pT in GeV, girth sum(I r)/sum(I), a soft count of the lit pixels,
     sum(1 - exp(-I / 0.1 GeV)), pT_D = sqrt(sum I^2)/sum(I), smooth steps sigmoid((m - 60 GeV) / 3 GeV)
-    and sigmoid((m - 90 GeV) / 3 GeV), the Les Houches angularity sum(I sqrt(r))/sum(I), and for each c of SPECTRUM_GEV the number of pixels brighter than c,
-    sum sigmoid(log(I / c) / 0.3), of images t (B, 1, 25, 25); differentiable.
+    and sigmoid((m - 90 GeV) / 3 GeV), the Les Houches angularity sum(I sqrt(r))/sum(I), and for each c of
+    SPECTRUM_GEV the number of pixels brighter than c, sum sigmoid(log(I / c) / 0.3), of images t
+    (B, 1, 25, 25); differentiable.
 
     Each pixel is a massless particle at its centre, as in observables.image_mass; girth (the pT-weighted
     mean distance from the leading subjet) measures how spread out the jet is; the soft count tracks the
@@ -149,22 +150,24 @@ def physics_features(t: torch.Tensor) -> torch.Tensor:
     The spectrum points (0.01 GeV: every lit pixel) pin the pixel-intensity spectrum, which the soft count
     alone left too soft: in the full preset the generator lit 4-5 pixels below 0.1 GeV per jet, where the
     Monte Carlo has about one, and that count alone told generated from Monte Carlo jets with AUC 0.93.
-    The Les Houches angularity (lambda^1_0.5, Gras et al., arXiv:1704.03878; r in units of the jet radius R = 1) weights
-    small distances more than girth does: for two prongs, z2 sqrt(delta R) against girth's z2 delta R, so
-    with the mass and girth fixed it tells two prongs at the right distance from closer prongs plus spread-out
-    soft pixels (generated W' subjets were 2 % too close with mass and girth right).
+    The Les Houches angularity (lambda^1_0.5, Gras et al., arXiv:1704.03878; r in units of the jet radius
+    R = 1) weights small distances more than girth does: for two prongs, z2 sqrt(delta R) against girth's
+    z2 delta R, so with the mass and girth fixed it tells two prongs at the right distance from closer
+    prongs plus spread-out soft pixels (generated W' subjets were 2 % too close with mass and girth right;
+    matching it, one full run: README, "Full preset: seed repeat, 60k steps, matching the Les Houches
+    angularity").
     """
     coords = _coordinates().to(t.device)
     x, y, r = coords[0], coords[1], coords[2]
     intensity = to_intensity(t)[:, 0]
     total = lambda w: (intensity * w).sum(dim=(1, 2))
+    scalar_sum = intensity.sum(dim=(1, 2)) + 1e-6  # the denominator of the pT-weighted means and of pT_D
     e, pz, px, py = total(torch.cosh(x)), total(torch.sinh(x)), total(torch.cos(y)), total(torch.sin(y))
     pt = torch.sqrt(px**2 + py**2 + 1e-6)
     mass = torch.sqrt((e**2 - px**2 - py**2 - pz**2).clamp_min(0) + 1e-6)
-    girth = total(r) / (intensity.sum(dim=(1, 2)) + 1e-6)
-    lha = total(torch.sqrt(r)) / (intensity.sum(dim=(1, 2)) + 1e-6)
+    girth, lha = total(r) / scalar_sum, total(torch.sqrt(r)) / scalar_sum
     pixels = (1 - torch.exp(-intensity / SOFT_PIXEL_GEV)).sum(dim=(1, 2))
-    pt_d = torch.sqrt((intensity**2).sum(dim=(1, 2)) + 1e-6) / (intensity.sum(dim=(1, 2)) + 1e-6)
+    pt_d = torch.sqrt((intensity**2).sum(dim=(1, 2)) + 1e-6) / scalar_sum
     above = lambda cut: torch.sigmoid((mass - cut) / 3.0)  # smooth steps: points of the mass CDF
     log_i = torch.log(intensity + 1e-6)
     brighter = [torch.sigmoid((log_i - np.log(c)) / 0.3).sum(dim=(1, 2)) for c in SPECTRUM_GEV]
