@@ -79,6 +79,18 @@ def test_differentiable_features_equal_the_image_observables(jets_mc):
     assert np.all(lha > features[:, 2])  # sqrt(r) > r inside the jet radius R = 1, where nearly all pT lies
 
 
+def test_lit_pairs_count_touching_lit_pixels():
+    image = np.zeros((3, 25, 25), np.float32)
+    image[0, 12, 12] = image[0, 0, 0] = 100.0  # two far apart: no pair
+    image[1, 12, 12:15] = 100.0  # a row of three: two pairs
+    image[2, 11:13, 11:13] = 100.0  # a 2 x 2 block: four sides and two diagonals
+    image[2, 24, 24] = 1e-3  # a negligible pixel counts by its soft occupancy, 1 - exp(-0.01)
+    features = generative.physics_features(generative.to_float(torch.from_numpy(image)[:, None])).double().numpy()
+    lit = 1 - np.exp(-1e-3 / generative.SOFT_PIXEL_GEV)
+    np.testing.assert_allclose(features[:, generative.FEATURE_NAMES.index("lit_pairs")], [0, 2, 6], atol=1e-4)
+    np.testing.assert_allclose(features[2, generative.FEATURE_NAMES.index("pixels")], 4 + lit, rtol=1e-5)
+
+
 def test_spectrum_features_count_the_pixels_above_each_threshold(jets_mc):
     data = open_samples(jets_mc[0]).read_chunk(0, 240, ("image",))["image"]
     features = generative.physics_features(generative.to_float(torch.from_numpy(data)[:, None])).double().numpy()
