@@ -75,7 +75,7 @@ def _ddp_worker(rank, world, port, data_path, out_dir, changes):
     train(data_path, out_dir, tiny_config(steps=2, ema=0.0, **changes), quiet=True)
     if rank == 0:
         torch.save(gradients, f"{out_dir}/gradients.pt")
-    torch.distributed.destroy_process_group()
+    assert not torch.distributed.is_initialized()  # train() started the process group and ended it
 
 
 HIERARCHICAL = dict(hierarchical=["abs_m"], condition_anchors=["e", "abs_m"],
@@ -449,3 +449,18 @@ def test_hierarchical_summaries_must_be_physics_features():
             summary_indices(ising, tiny_config(hierarchical=names))
         with pytest.raises(UserError, match=f"condition_anchors: .*{message}"):
             feature_indices(ising, names, "condition_anchors")
+
+
+def test_monitor_pulls_use_the_training_spread_even_for_a_collapsed_generator(small_ising_file, tmp_path):
+    """A generator that makes one lattice again and again has no spread of its own: its pulls are
+    (its feature - training mean) / (training spread / sqrt(n)), finite, not divided by a zero spread."""
+    system = get_system("ising")
+    data = prepare_data(system, open_samples(small_ising_file))
+    trainer = Trainer(system, data, tiny_config(), tmp_path)
+    lattice = torch.ones(1, 1, 8, 8)  # all up: e = -2, |m| = 1 at every condition
+    trainer.G_ema.forward = lambda latent, cond: lattice.expand(len(cond), -1, -1, -1)
+    report = trainer.monitor()
+    features = system.generative.physics_features(lattice)[0]
+    n, picks = trainer.config.monitor_samples, [0, 2]  # the two monitored conditions, lowest and highest T
+    expected = torch.stack([(features - data.target_mean[g]) ** 2 / (data.target_std[g] ** 2 / n) for g in picks])
+    assert report["score"] == pytest.approx(float(expected.mean()), rel=1e-5)

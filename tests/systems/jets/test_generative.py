@@ -122,7 +122,10 @@ def trained(jets_mc, tmp_path_factory):
     run = tmp_path_factory.mktemp("jets_gan")
     torch.manual_seed(0)
     train(jets_mc[0], run, tiny_jets_config(), quiet=True)
-    return run / "checkpoints/best.pt"
+    # the last step, not best.pt: 32 monitor samples choose between two checkpoints by noise, and the
+    # step-60 one had not yet learnt the mass split in 3 of 8 training seeds (W' - QCD median 15-18 GeV;
+    # the last, 22-38 GeV in all 8)
+    return run / "checkpoints/last.pt"
 
 
 def test_a_trained_tiny_model_changes_the_mass_with_the_class(trained, tmp_path):
