@@ -112,6 +112,9 @@ class NetworkConfig:
     occupancy_smoothness: float = 0.0
     """weight of a prior that each condition group's map of how often each pixel is lit be smooth: the
     generator's loss gains this times the map's mean squared curvature (0: off; see occupancy_curvature)"""
+    stochastic_gates: bool = False
+    """light each pixel by its own random draw, with probability sigmoid(gate logit), instead of where the
+    logit is positive: the latent gains logistic noise per pixel (see Generator.latent)"""
 
 
 @functools.lru_cache(maxsize=None)
@@ -235,7 +238,16 @@ class Generator(nn.Module):
         self._gate = None  # the last forward pass's gate logits, kept only for prior_loss
 
     def latent(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        return {"z": torch.randn(batch, self.config.z_dim, generator=generator)}
+        """z, and with stochastic_gates a logistic draw per pixel added to its gate logit: [g + n > 0] is
+        a Bernoulli draw of probability sigmoid(g). Why: an image classifier told generated from Monte
+        Carlo jets by which pixels are lit (AUC 0.966 on occupancy alone, full preset with LHA): Monte Carlo
+        soft particles land in pixels independently, and 22 % of its soft pixels (W') have no lit
+        neighbour, but 32 latent dimensions gave one smooth pattern per jet (11 % isolated)."""
+        z = {"z": torch.randn(batch, self.config.z_dim, generator=generator)}
+        if self.config.stochastic_gates:
+            u = torch.rand(batch, PIXELS * PIXELS, generator=generator).clamp(1e-6, 1 - 1e-6)
+            z["gate_noise"] = torch.log(u) - torch.log1p(-u)
+        return z
 
     def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
         e = self.embed(cond)
@@ -245,6 +257,8 @@ class Generator(nn.Module):
             h = h + film(layer(self.act(h)), e)
         u = nn.functional.pad(self.out(self.act(h)), (0, 1)) + BIAS_GAIN * (self.bias + self.condition_bias(e))
         gate, log_intensity = u[:, :PIXELS * PIXELS], u[:, PIXELS * PIXELS:-1]
+        if "gate_noise" in latent:
+            gate = gate + latent["gate_noise"].to(cond.device)
         self._gate = gate if self.config.occupancy_smoothness > 0 else None
         weights = hard_gate(gate) * torch.exp(T_SCALE * log_intensity.clamp(max=MAX_T))
         fractions = weights / (weights.sum(1, keepdim=True) + 1e-6)

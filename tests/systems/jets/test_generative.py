@@ -66,6 +66,26 @@ def test_occupancy_prior_is_the_curvature_of_the_occupancy_probit_map():
         assert G.prior_loss(16) == expected
 
 
+def test_stochastic_gates_light_each_pixel_with_the_probability_of_its_logit():
+    n, cond = 4000, torch.tensor([[1.0, 0.0]]).expand(4000, -1)
+    # the same weights without the option; its gate logits are kept where the occupancy prior is on
+    plain = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, occupancy_smoothness=1.0))[0]
+    G = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, stochastic_gates=True))[0]
+    G.load_state_dict(plain.state_dict())  # the option adds no parameters
+    latent = G.latent(n, torch.Generator().manual_seed(0))
+    assert set(latent) == {"z", "gate_noise"} and set(plain.latent(n, torch.Generator())) == {"z"}
+    latent["z"] = torch.zeros_like(latent["z"])  # one jet's logits: what varies is the gates' draw alone
+    with torch.no_grad():
+        lit = (G(latent, cond) > 0).double().mean(0).flatten()
+        plain({"z": latent["z"][:1]}, cond[:1])
+    p = torch.sigmoid(plain._gate[0].double())
+    # pixels with < 1e-4 of the jet's pT are switched off after the draw: compare the central ones,
+    # which carry nearly all of it
+    central = generative._coordinates()[2].flatten() < 0.3
+    assert 0.2 < float(p[central].min()) and float(p[central].max()) < 0.9  # draws, not fixed pixels
+    assert bool((abs(lit - p)[central] < 4 * torch.sqrt(p * (1 - p) / n)[central]).all())
+
+
 def test_differentiable_features_equal_the_image_observables(jets_mc):
     data = open_samples(jets_mc[0]).read_chunk(0, 50, ("image",))["image"]
     features = generative.physics_features(generative.to_float(torch.from_numpy(data)[:, None])).double().numpy()
