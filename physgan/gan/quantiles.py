@@ -59,6 +59,13 @@ class InterpolatedQuantiles(nn.Module):
         members = [torch.nonzero(which == j).squeeze(1) for j in range(int(which.max()) + 1)]
         if any(category[m].unique().numel() > 1 for m in members):
             raise ValueError("a node of the summary model mixes categories")
+        smallest = min(len(m) for m in members)
+        if values.shape[1] > 1 and smallest < bins:
+            from physgan.errors import UserError
+
+            raise UserError(f"hierarchical generation with {values.shape[1]} summaries needs at least {bins} "
+                            f"training samples in every condition group (one per rank bin of the first "
+                            f"summary); the smallest group has {smallest}: give it more training data")
         node_category = torch.stack([category[m[0]] for m in members])
         node_cond = torch.stack([cond[m, 0].double().mean() for m in members])
         order = sorted(range(len(members)), key=lambda j: (int(node_category[j]), float(node_cond[j])))

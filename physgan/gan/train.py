@@ -615,9 +615,9 @@ def train(data_path, run_dir, config: TrainConfig, *, resume: bool = False, quie
         raise UserError(f"{run_dir} already holds a training run; pass --resume to continue it or choose another --out")
     if resume and not last.exists():
         raise UserError(f"--resume: {last} does not exist")
-    run_dir.mkdir(parents=True, exist_ok=True)
     owns_group = not torch.distributed.is_initialized()  # torchrun: the Trainer starts it, train() ends it
     trainer = Trainer(system, prepare_data(system, samples), config, run_dir, quiet)
+    run_dir.mkdir(parents=True, exist_ok=True)  # only once the data and settings have been accepted
     if resume:
         checkpoint = load_checkpoint(last)
         if checkpoint["system"] != system.NAME:

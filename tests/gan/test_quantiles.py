@@ -61,6 +61,15 @@ def test_a_second_summary_keeps_its_correlation_with_the_first():
         assert abs(drawn[:, 1].std() - 1) < 0.02 and abs(drawn[:, 1].mean()) < 0.02
 
 
+def test_a_second_summary_needs_a_sample_in_every_rank_bin():
+    values = torch.randn(40, 2, generator=torch.Generator().manual_seed(6))
+    cond = torch.cat([torch.zeros(30), torch.ones(10)])[:, None]  # the second condition: 10 < 16 samples
+    with pytest.raises(UserError, match="at least 16 training samples .* the smallest group has 10"):
+        InterpolatedQuantiles.fit(cond, values)
+    InterpolatedQuantiles.fit(cond, values, bins=8)
+    InterpolatedQuantiles.fit(cond, values[:, :1])  # one summary: no rank bins, any group size
+
+
 def test_conditioning_appends_the_normalised_summary_and_survives_a_checkpoint(tmp_path):
     cond, values = gaussian_training_set(1000)
     conditioning = Conditioning.fit(2 + cond, values.abs()[:, None], ["abs_x"])
