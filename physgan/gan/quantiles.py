@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from physgan.errors import UserError
+
 
 class InterpolatedQuantiles(nn.Module):
     """The joint distribution of S summaries at training conditions c[j] (increasing), as a sequence of
@@ -61,8 +63,6 @@ class InterpolatedQuantiles(nn.Module):
             raise ValueError("a node of the summary model mixes categories")
         smallest = min(len(m) for m in members)
         if values.shape[1] > 1 and smallest < bins:
-            from physgan.errors import UserError
-
             raise UserError(f"hierarchical generation with {values.shape[1]} summaries needs at least {bins} "
                             f"training samples in every condition group (one per rank bin of the first "
                             f"summary); the smallest group has {smallest}: give it more training data")

@@ -51,6 +51,8 @@ The choices, and why:
   hierarchical mass and girth"): with critic_occupancy and occupancy_smoothness = 3, girth took tau_21
   from 4.3 / 3.2 to 2.3 / 1.8 x floor (W' / QCD), the W' delta R from 4.6 to 3.3 and the AUC from 0.982
   to 0.966, the mass staying within 2 x floor.
+- Optionally (stochastic_gates) each pixel is lit by its own random draw, probability sigmoid(gate);
+  tried against clustered soft pixels, worse in one full run, off by default (see Generator.latent).
 - No symmetry augmentation: the preprocessing has already fixed translation, rotation and reflection,
   so no exact symmetry of the images is left to use.
 """
@@ -243,7 +245,9 @@ class Generator(nn.Module):
         a Bernoulli draw of probability sigmoid(g). Why: an image classifier told generated from Monte
         Carlo jets by which pixels are lit (AUC 0.966 on occupancy alone, full preset with LHA): Monte Carlo
         soft particles land in pixels independently, and 22 % of its soft pixels (W') have no lit
-        neighbour, but 32 latent dimensions gave one smooth pattern per jet (11 % isolated)."""
+        neighbour, but 32 latent dimensions gave one smooth pattern per jet (11 % isolated). Tried on the
+        full preset, it made tau_21, delta R and the AUC worse (README, "Full preset: which pixels are lit,
+        pixel by pixel"), so it is off by default."""
         z = {"z": torch.randn(batch, self.config.z_dim, generator=generator)}
         if self.config.stochastic_gates:
             u = torch.rand(batch, PIXELS * PIXELS, generator=generator).clamp(1e-6, 1 - 1e-6)
@@ -258,8 +262,8 @@ class Generator(nn.Module):
             h = h + film(layer(self.act(h)), e)
         u = nn.functional.pad(self.out(self.act(h)), (0, 1)) + BIAS_GAIN * (self.bias + self.condition_bias(e))
         gate, log_intensity = u[:, :PIXELS * PIXELS], u[:, PIXELS * PIXELS:-1]
-        if "gate_noise" in latent:
-            gate = gate + latent["gate_noise"].to(cond.device)
+        if "gate_noise" in latent:  # the occupancy prior then sees the drawn logits, whose group
+            gate = gate + latent["gate_noise"].to(cond.device)  # mean / spread is still about the occupancy probit
         self._gate = gate if self.config.occupancy_smoothness > 0 else None
         weights = hard_gate(gate) * torch.exp(T_SCALE * log_intensity.clamp(max=MAX_T))
         fractions = weights / (weights.sum(1, keepdim=True) + 1e-6)
