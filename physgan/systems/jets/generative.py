@@ -117,6 +117,18 @@ class NetworkConfig:
     stochastic_gates: bool = False
     """light each pixel by its own random draw, with probability sigmoid(gate logit), instead of where the
     logit is positive: the latent gains logistic noise per pixel (see Generator.latent)"""
+    critic_conv: int = 0
+    """channels of a convolutional branch of the critic (two 3 x 3 stride-2 convolutions, as in the
+    classifier test's network, on t and, with critic_occupancy, the occupancy; 0: off)"""
+    generator: str = "pixels"
+    """"pixels": a gate and an intensity per pixel (Generator); "particles": particle slots placed in the
+    image and pixelated (particle_generator.ParticleGenerator)"""
+    particles: int = 48
+    """particle slots of the "particles" generator (Monte Carlo jets light about 22 pixels)"""
+    particle_channels: int = 128
+    """width of the "particles" generator's per-slot layers"""
+    particle_noise: int = 4
+    """noise dimensions of each particle slot"""
 
 
 @functools.lru_cache(maxsize=None)
@@ -212,6 +224,17 @@ def hard_gate(g: torch.Tensor) -> torch.Tensor:
     return soft + ((g > 0).float() - soft).detach()
 
 
+def share_out(gate: torch.Tensor, log_weight: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """The pT (GeV) of each of the jet's parts (pixels or particles; gate and log_weight (B, n)): the jet's
+    pT scale exp(log_scale) (B, 1) shared in proportion to w = [gate > 0] exp(8 log_weight).
+    Parts with less than MIN_FRACTION of the jet's pT are switched off (forward only): without this,
+    hundreds of pixels carry 1e-3 GeV each, invisible to the critic in t but counted as non-empty."""
+    weights = hard_gate(gate) * torch.exp(T_SCALE * log_weight.clamp(max=MAX_T))
+    fractions = weights / (weights.sum(1, keepdim=True) + 1e-6)
+    fractions = fractions + (torch.where(fractions < MIN_FRACTION, 0.0, fractions) - fractions).detach()
+    return torch.exp(log_scale) * fractions
+
+
 class Generator(nn.Module):
     """(latent, normalised condition (B, 2)) -> images t (B, 1, 25, 25) >= 0 with exact zeros.
 
@@ -265,12 +288,7 @@ class Generator(nn.Module):
         if "gate_noise" in latent:  # the occupancy prior then sees the drawn logits, whose group
             gate = gate + latent["gate_noise"].to(cond.device)  # mean / spread is still about the occupancy probit
         self._gate = gate if self.config.occupancy_smoothness > 0 else None
-        weights = hard_gate(gate) * torch.exp(T_SCALE * log_intensity.clamp(max=MAX_T))
-        fractions = weights / (weights.sum(1, keepdim=True) + 1e-6)
-        # negligible pixels are switched off (forward only): without this, hundreds of pixels carry
-        # 1e-3 GeV each, invisible to the critic in t but counted as non-empty
-        fractions = fractions + (torch.where(fractions < MIN_FRACTION, 0.0, fractions) - fractions).detach()
-        intensity = torch.exp(u[:, -1:]) * fractions
+        intensity = share_out(gate, log_intensity, u[:, -1:])
         return to_float(intensity).view(-1, 1, PIXELS, PIXELS)
 
     def prior_loss(self, group_size: int) -> torch.Tensor | float:
@@ -323,13 +341,21 @@ class Critic(nn.Module):
         self.occupancy = config.critic_occupancy
         self.body = mlp([(2 if self.occupancy else 1) * PIXELS * PIXELS, 2 * w, w], activation=act)
         self.spectrum = config.spectrum_features
-        self.head = mlp([w + CRITIC_FEATURES + self.spectrum + e, w, 1], activation=act)
+        c, views = config.critic_conv, 2 if self.occupancy else 1
+        # local patterns (an isolated soft pixel, a pair of lit neighbours) are one filter each for a
+        # convolution and had to be learnt position by position by the dense body
+        self.conv = nn.Sequential(nn.Conv2d(views, c, 3, stride=2, padding=1), act(),
+                                  nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), act(), nn.Flatten(),
+                                  nn.Linear(2 * c * 7 * 7, w), act()) if c else None
+        self.head = mlp([w * (2 if c else 1) + CRITIC_FEATURES + self.spectrum + e, w, 1], activation=act)
 
     def forward(self, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         seen = t.flatten(1)
         if self.occupancy:
             seen = torch.cat([seen, 1 - torch.exp(-to_intensity(seen) / OCCUPANCY_GEV)], 1)
         h = nn.functional.leaky_relu(self.body(seen), 0.2)
+        if self.conv is not None:
+            h = torch.cat([h, self.conv(seen.view(len(t), -1, PIXELS, PIXELS))], 1)
         mass, pt, girth, pixels, pt_d, *_ = physics_features(t).unbind(1)
         physics = torch.stack([mass / 100, pt / 300, 5 * girth, pixels / 20, pt_d], 1)  # O(1) inputs
         # the jet's own pixel spectrum, wherever the pixels are (sorting passes gradients to each pixel)
@@ -337,12 +363,21 @@ class Critic(nn.Module):
         return self.head(torch.cat([h, physics, spectrum, self.embed(cond)], 1)).squeeze(1)
 
 
-def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[Generator, Critic]:
-    if tuple(shape) != (1, PIXELS, PIXELS):
-        from physgan.errors import UserError
+def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[nn.Module, Critic]:
+    from physgan.errors import UserError
 
+    if tuple(shape) != (1, PIXELS, PIXELS):
         raise UserError(f"jet images must be {PIXELS} x {PIXELS}, got {tuple(shape[1:])}")
-    return Generator(n_cond, config), Critic(n_cond, config)
+    if config.generator == "pixels":
+        return Generator(n_cond, config), Critic(n_cond, config)
+    if config.generator != "particles":
+        raise UserError(f"train.network.generator = {config.generator!r}: choose \"pixels\" or \"particles\"")
+    if config.occupancy_smoothness > 0 or config.stochastic_gates:
+        raise UserError("the particles generator has no pixel gates: set train.network.occupancy_smoothness = 0 "
+                        "and stochastic_gates = false")
+    from physgan.systems.jets.particle_generator import ParticleGenerator
+
+    return ParticleGenerator(n_cond, config), Critic(n_cond, config)
 
 
 def training_tensors(samples) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ def test_networks_give_non_negative_sparse_images_of_the_right_shape():
     assert D(t, cond).shape == (3,)
     # float32 throughout (a float64 bias made every output unit float64: its passes 16 % slower on a CPU)
     assert {p.dtype for p in [*G.parameters(), *D.parameters()]} == {torch.float32} and t.dtype == torch.float32
-    for option in ({"spectrum_features": 40}, {"critic_occupancy": True}):
+    for option in ({"spectrum_features": 40}, {"critic_occupancy": True}, {"critic_conv": 4, "critic_occupancy": True}):
         critic = generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, **option))[1]
         assert critic(t, cond).shape == (3,)
     images = generative.to_intensity(t)
@@ -33,6 +33,43 @@ def test_networks_give_non_negative_sparse_images_of_the_right_shape():
     torch.testing.assert_close(generative.to_float(images), t, rtol=1e-5, atol=1e-5)
     with pytest.raises(UserError, match="25 x 25"):
         generative.make_networks((1, 32, 32), 2, generative.NetworkConfig())
+
+
+def test_the_particle_generator_shares_the_jet_pt_among_pixelated_particles():
+    config = generative.NetworkConfig(**TINY_NET, generator="particles", particles=12)
+    G, D = generative.make_networks((1, 25, 25), 2, config)
+    cond = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [1.0, 0.0]])
+    t = G(G.latent(3, torch.Generator().manual_seed(0)), cond)
+    assert t.shape == (3, 1, 25, 25) and bool((t >= 0).all()) and D(t, cond).shape == (3,)
+    images = generative.to_intensity(t)[:, 0]
+    lit = (images > 0).sum(dim=(1, 2))
+    assert bool((lit >= 1).all()) and bool((lit <= 12).all())  # 12 particles light at most 12 pixels
+    # untrained, every slot is lit and the jet carries the initial pT scale, 275 GeV, whole
+    torch.testing.assert_close(images.sum(dim=(1, 2)), torch.full((3,), 275.0), rtol=1e-3, atol=0)
+    with pytest.raises(UserError, match="no pixel gates"):
+        generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(generator="particles",
+                                                                           occupancy_smoothness=1.0))
+    with pytest.raises(UserError, match="pixels"):
+        generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(generator="points"))
+
+
+def test_particle_pixelation_is_exact_forwards_and_moves_particles_backwards():
+    from physgan.systems.jets.images import pixelate as pixelate_numpy
+    from physgan.systems.jets.particle_generator import pixelate
+
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(-1.2499, 1.2499, (2, 4, 30))
+    pt = rng.exponential(5.0, (4, 30))
+    expected = pixelate_numpy(x.ravel(), y.ravel(), pt.ravel(), np.repeat(np.arange(4), 30), 4)
+    np.testing.assert_allclose(pixelate(*(torch.tensor(a) for a in (x, y, pt))).numpy(), expected, rtol=1e-6,
+                               atol=1e-9)
+    # one 10 GeV particle at the centre of pixel (row 12, col 5); a loss that wants pT in the pixel to
+    # its right (col 6) and above it (row 11): descent must move it towards +x and +y
+    px, py = (torch.tensor([[v]], dtype=torch.float64, requires_grad=True) for v in (-0.7, 0.0))
+    image = pixelate(px, py, torch.tensor([[10.0]], dtype=torch.float64))
+    assert float(image[0, 12, 5].detach()) == 10.0
+    (-image[0, 12, 6] - image[0, 11, 5]).backward()
+    assert float(px.grad) < 0 and float(py.grad) < 0
 
 
 def test_occupancy_prior_is_the_curvature_of_the_occupancy_probit_map():
@@ -157,6 +194,18 @@ def test_a_trained_tiny_model_changes_the_mass_with_the_class(trained, tmp_path)
     wprime, qcd = np.median(mass[signal == 1]), np.median(mass[signal == 0])
     # Monte Carlo: W' ~ 78 GeV, QCD ~ 32 GeV (PHYSICS.md); the condition must move the mass the same way
     assert wprime - qcd > 20, (wprime, qcd)
+
+
+def test_a_trained_tiny_particle_model_changes_the_mass_with_the_class(jets_mc, tmp_path):
+    torch.manual_seed(0)
+    network = {**TINY_NET, "generator": "particles", "particles": 24}
+    train(jets_mc[0], tmp_path, tiny_jets_config(network=network), quiet=True)
+    sample_to_file(tmp_path / "checkpoints/last.pt", tmp_path / "gen.h5",
+                   {"class": "wprime,qcd", "pt": "250:300", "n": 200}, device="cpu", quiet=True)
+    generated = open_samples(tmp_path / "gen.h5")
+    mass = image_mass(generated.read("image"))
+    signal = generated.read("signal")
+    assert np.median(mass[signal == 1]) - np.median(mass[signal == 0]) > 20
 
 
 def test_a_hierarchical_tiny_model_makes_the_mass_it_is_asked_for(jets_mc, tmp_path):
