@@ -13,9 +13,8 @@ particles (MPGAN, arXiv:2106.11535, generated JetNet jets as point clouds):
   second prong, soft radiation) + its own noise, two per-particle layers with one DeepSets round in
   between (each slot sees the slots' mean), out: a mean position, a spread, a log weight and an
   existence gate; the position is 1.25 tanh(mean + spread x a normal draw of the slot's own), so a soft
-  particle's position varies independently of the rest of the jet by construction. (Without the explicit
-  spread, quick preset, one run: each slot landed in about the same pixel in every jet, a speckled mean
-  image, AUC 0.979);
+  particle's position varies independently of the rest of the jet by construction (without the explicit
+  spread, quick preset, one run: AUC 0.979); slot 0 is always lit;
 - the pT shared out among the lit slots as the pixel generator shares it among pixels (share_out);
 - pixelation exact in the forward pass (each particle's pT whole in the pixel it falls in, as
   images.pixelate), and in the backward pass the gradient of a tent-shaped spread over the pixels
@@ -25,8 +24,8 @@ Two particles in one pixel add up, as Monte Carlo particles do. Tried on the qui
 generator on the same Monte Carlo (one run each; README, "Particles instead of pixels, and a
 convolutional critic"): worse, classifier AUC 0.957 against 0.751, tau_21 W1/floor 3.9 against 1.1, its
 soft pixels now too isolated (28 % against the Monte Carlo's 21 %); so the pixel generator stays the
-default. The occupancy prior (occupancy_smoothness)
-works on per-pixel gates and has no meaning here (make_networks refuses the combination).
+default. The occupancy prior (occupancy_smoothness) works on per-pixel gates and has no meaning here
+(make_networks refuses the combination).
 """
 from __future__ import annotations
 
