@@ -229,6 +229,16 @@ def hard_gate(g: torch.Tensor) -> torch.Tensor:
     return soft + ((g > 0).float() - soft).detach()
 
 
+def jet_context(net: nn.Module, latent: dict[str, torch.Tensor], cond: torch.Tensor):
+    """(h, e): the residual FiLM MLP of a generator (its embed, inp, layers, films, act) on latent z, and
+    the condition embedding; shared by the pixel and the particle generators."""
+    e = net.embed(cond)
+    h = net.films[0](net.inp(latent["z"].to(cond.device)), e)
+    for layer, film in zip(net.layers, net.films[1:]):
+        h = h + film(layer(net.act(h)), e)
+    return h, e
+
+
 def share_out(gate: torch.Tensor, log_weight: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
     """The pT (GeV) of each of the jet's parts (pixels or particles; gate and log_weight (B, n)): the jet's
     pT scale exp(log_scale) (B, 1) shared in proportion to w = [gate > 0] exp(8 log_weight).
@@ -283,11 +293,7 @@ class Generator(nn.Module):
         return z
 
     def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
-        e = self.embed(cond)
-        h = self.inp(latent["z"].to(cond.device))
-        h = self.films[0](h, e)
-        for layer, film in zip(self.layers, self.films[1:]):
-            h = h + film(layer(self.act(h)), e)
+        h, e = jet_context(self, latent, cond)
         u = nn.functional.pad(self.out(self.act(h)), (0, 1)) + BIAS_GAIN * (self.bias + self.condition_bias(e))
         gate, log_intensity = u[:, :PIXELS * PIXELS], u[:, PIXELS * PIXELS:-1]
         if "gate_noise" in latent:  # the occupancy prior then sees the drawn logits, whose group

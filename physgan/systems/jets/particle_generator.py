@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from physgan.gan.nets import ConditionEmbedding, FiLM
-from physgan.systems.jets.generative import BIAS_GAIN, NetworkConfig, share_out, to_float
+from physgan.systems.jets.generative import BIAS_GAIN, NetworkConfig, jet_context, share_out, to_float
 from physgan.systems.jets.images import HALF_WIDTH, PIXEL_WIDTH, PIXELS
 
 OUTPUTS = 6  # per slot: mean x and y, log spread of x and y, log weight, gate
@@ -57,9 +57,9 @@ def _straight_through_bins(u: torch.Tensor, centres: torch.Tensor) -> torch.Tens
     tent weights max(0, 1 - |u - centre| / (2 width)) / 2, which sum to 1 over the pixels (so moving a
     particle moves pT, never creates it) and reach two pixels out: a particle at a pixel centre still
     feels its neighbours (a tent one pixel wide is flat there)."""
-    tent = (1 - (u[..., None] - centres).abs() / (2 * PIXEL_WIDTH)).clamp_min(0) / 2
-    nearest = (u[..., None] - centres).abs().argmin(-1)
-    hard = nn.functional.one_hot(nearest, PIXELS).to(u.dtype)
+    distance = (u[..., None] - centres).abs()
+    tent = (1 - distance / (2 * PIXEL_WIDTH)).clamp_min(0) / 2
+    hard = nn.functional.one_hot(distance.argmin(-1), PIXELS).to(u.dtype)
     return tent + (hard - tent).detach()
 
 
@@ -95,10 +95,7 @@ class ParticleGenerator(nn.Module):
                 "position_noise": torch.randn(batch, n, 2, generator=generator)}
 
     def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
-        e = self.embed(cond)
-        h = self.films[0](self.inp(latent["z"].to(cond.device)), e)
-        for layer, film in zip(self.layers, self.films[1:]):
-            h = h + film(layer(self.act(h)), e)
+        h, e = jet_context(self, latent, cond)
         s = self.to_slots(self.act(h))[:, None] + self.slots + self.noise(latent["particle_noise"].to(cond.device))
         s = s + self.particle(self.act(s))
         s = s + self.message(self.act(torch.cat([s, s.mean(1, keepdim=True).expand_as(s)], -1)))
