@@ -123,6 +123,48 @@ def test_stochastic_gates_light_each_pixel_with_the_probability_of_its_logit():
     assert bool((abs(lit - p)[central] < 4 * torch.sqrt(p * (1 - p) / n)[central]).all())
 
 
+def test_the_calorimeter_lattice_lights_pixels_as_the_monte_carlos_pixelation_does():
+    from physgan.systems.jets.detector import ETA_WIDTH, PHI_WIDTH
+    from physgan.systems.jets.images import pixelate
+
+    lattice = generative.draw_lattice(200, torch.Generator().manual_seed(0))
+    counts = generative.lattice_multiplicity(lattice).view(-1, 25, 25).numpy()
+    # the same cell centres through the Monte Carlo's pixelation (numpy, float64)
+    n = generative.LATTICE_CELLS
+    i, j = (a.ravel() for a in np.meshgrid(np.arange(-n, n + 1.0), np.arange(-n, n + 1.0), indexing="ij"))
+    angle, ox, oy = (lattice[:, k, None].double().numpy() for k in range(3))
+    cx, cy = (i + ox) * ETA_WIDTH, (j + oy) * PHI_WIDTH
+    x, y = cx * np.cos(angle) - cy * np.sin(angle), cx * np.sin(angle) + cy * np.cos(angle)
+    owner = np.repeat(np.arange(len(lattice)), len(i))
+    expected = pixelate(x.ravel(), y.ravel(), np.ones(x.size), owner, len(lattice))
+    # float32 rounding may move a cell centre that sits on a pixel edge: allow one in 10^4 cells
+    assert np.abs(counts - expected).sum() <= 1e-4 * x.size
+    # about one cell per pixel on average (the cells are 0.1 x 0.0997 and the pixels 0.1 x 0.1), with
+    # holes and doubles at a generic rotation; unrotated, one cell in every pixel
+    assert abs(counts.mean() - 0.1 / PHI_WIDTH) < 0.01 and 0.05 < (counts == 0).mean() < 0.15
+    unrotated = generative.lattice_multiplicity(torch.zeros(1, 3)).numpy()
+    assert (unrotated == 1).all()
+
+
+def test_the_lattice_generator_lights_only_pixels_a_cell_lands_in():
+    config = generative.NetworkConfig(**TINY_NET, calorimeter_lattice=True)
+    G = generative.make_networks((1, 25, 25), 2, config)[0]
+    latent = G.latent(64, torch.Generator().manual_seed(0))
+    assert set(latent) == {"z", "lattice"}
+    cond = torch.tensor([[1.0, 0.0]]).expand(64, -1)
+    with torch.no_grad():
+        t = G(latent, cond).view(64, -1)
+        plain = G({"z": latent["z"]}, cond).view(64, -1)  # the same field without the lattice
+    counts = generative.lattice_multiplicity(latent["lattice"])
+    assert bool((t[counts == 0] == 0).all()) and bool((plain[counts == 0] > 0).any())
+    # the jet's pT stays the scale it was given: the lattice moves pT between pixels, it adds none
+    pt = lambda images: generative.physics_features(images.view(-1, 1, 25, 25))[:, 1]
+    torch.testing.assert_close(pt(t), pt(plain), rtol=0.03, atol=0.0)
+    with pytest.raises(UserError, match="calorimeter_lattice"):
+        generative.make_networks((1, 25, 25), 2, generative.NetworkConfig(**TINY_NET, generator="particles",
+                                                                          calorimeter_lattice=True))
+
+
 def test_differentiable_features_equal_the_image_observables(jets_mc):
     data = open_samples(jets_mc[0]).read_chunk(0, 50, ("image",))["image"]
     features = generative.physics_features(generative.to_float(torch.from_numpy(data)[:, None])).double().numpy()
