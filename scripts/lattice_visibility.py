@@ -15,10 +15,12 @@ lattice on disjoint halves of the jets, and of lattice against lattice (the null
 import argparse
 
 import numpy as np
+import torch
 
 from physgan.hardware import cpu_line
 from physgan.systems.jets import mc
 from physgan.systems.jets.detector import ETA_WIDTH, PHI_WIDTH
+from physgan.systems.jets.generative import _neighbour_sum  # the trainer's lit-neighbour count, on hard 0/1 pixels
 from physgan.systems.jets.particles import Particles
 from physgan.systems.jets.reconstruction import describe_jets
 from physgan.systems.jets.validation import make_classifier
@@ -34,9 +36,8 @@ def moved_within_cells(particles: Particles, rng: np.random.Generator) -> Partic
 
 def structure(images: np.ndarray) -> tuple[float, float, float]:
     """Mean lit pixels and lit-neighbour pairs (8 neighbours) per jet; fraction of soft pixels with no lit neighbour."""
-    lit = (images > 0).astype(float)
-    padded = np.pad(lit, ((0, 0), (1, 1), (1, 1)))
-    neighbours = sum(padded[:, 1 + a:26 + a, 1 + b:26 + b] for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0))
+    lit = (images > 0).astype(np.float32)
+    neighbours = _neighbour_sum(torch.from_numpy(lit)).numpy()
     soft = (images > 0) & (images < 1.0)
     return lit.sum((1, 2)).mean(), (lit * neighbours).sum((1, 2)).mean() / 2, (soft & (neighbours == 0)).sum() / soft.sum()
 

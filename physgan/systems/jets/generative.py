@@ -269,6 +269,15 @@ def share_out(gate: torch.Tensor, log_weight: torch.Tensor, log_scale: torch.Ten
     return torch.exp(log_scale) * fractions
 
 
+@functools.lru_cache(maxsize=None)
+def _cell_indices() -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, cells) each: the integer (eta, phi) indices -LATTICE_CELLS..LATTICE_CELLS of the lattice's cells,
+    built once (lattice_multiplicity runs at every generator step); callers must not modify them."""
+    n = torch.arange(-LATTICE_CELLS, LATTICE_CELLS + 1.0)
+    i, j = torch.meshgrid(n, n, indexing="ij")
+    return i.flatten()[None], j.flatten()[None]
+
+
 def draw_lattice(batch: int, generator: torch.Generator) -> torch.Tensor:
     """(batch, 3): per jet a calorimeter lattice's rotation (uniform) and offset of the cell nearest the
     leading subjet axis from it, in cell widths, uniform within +-LATTICE_OFFSET (see lattice_multiplicity)."""
@@ -289,11 +298,9 @@ def lattice_multiplicity(lattice: torch.Tensor) -> torch.Tensor:
     cell (median |offset| per coordinate 0.10-0.26 cell widths in four small samples, 126 jets in all; a
     uniform offset would give 0.25), and the lattice is the same for a mirror image.
     """
-    n = LATTICE_CELLS
-    i, j = torch.meshgrid(torch.arange(-n, n + 1.0), torch.arange(-n, n + 1.0), indexing="ij")
+    i, j = (c.to(lattice.device) for c in _cell_indices())
     angle, ox, oy = (lattice[:, k:k + 1].float() for k in range(3))
-    cx = (i.flatten()[None].to(lattice.device) + ox) * ETA_WIDTH
-    cy = (j.flatten()[None].to(lattice.device) + oy) * PHI_WIDTH
+    cx, cy = (i + ox) * ETA_WIDTH, (j + oy) * PHI_WIDTH
     x, y = cx * torch.cos(angle) - cy * torch.sin(angle), cx * torch.sin(angle) + cy * torch.cos(angle)
     col = torch.floor((x + HALF_WIDTH) / PIXEL_WIDTH).long()
     row = torch.floor((HALF_WIDTH - y) / PIXEL_WIDTH).long()
