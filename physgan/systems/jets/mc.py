@@ -70,6 +70,9 @@ class JetsMCConfig:
     """W' mass in GeV; the W's pT has its Jacobian peak near half of it"""
     pthat: str | None = None
     """QCD pT-hat window lo:hi in GeV; default 0.8 x pt lo : 4/3 x pt hi (200:400 for 250:300)"""
+    pythia: list[str] = field(default_factory=list)
+    """extra Pythia settings read after each class's own, e.g. ["Tune:pp = 21"] (ATLAS A14 instead of
+    the default Monash tune): a tune or shower variation for systematics. Random: settings are physgan's"""
     seed: int = 0
     """root of numpy SeedSequence: shard i of N uses SeedSequence(seed).spawn(N)[i]"""
     workers: int = 1
@@ -87,6 +90,9 @@ class JetsMCConfig:
             self.mass_window = _window_text(parse_window(self.mass_window, "mass_window"))
         lo, hi = self.pt_window
         self.pthat = _window_text(parse_window(self.pthat, "pthat") if self.pthat else (0.8 * lo, 4 / 3 * hi))
+        self.pythia = [self.pythia] if isinstance(self.pythia, str) else [str(line).strip() for line in self.pythia]
+        for line in self.pythia:
+            _check_pythia_line(line)
         checks = [(self.n_per_class >= 1, f"n_per_class must be at least 1, got {self.n_per_class}"),
                   (self.eta_max > 0, f"eta_max must be positive, got {self.eta_max}"),
                   (self.sqrt_s > 0, f"sqrt_s must be positive, got {self.sqrt_s}"),
@@ -102,15 +108,25 @@ class JetsMCConfig:
         return parse_window(self.pt, "pt")
 
 
+def _check_pythia_line(line: str) -> None:
+    """A user's Pythia setting must be `Key = value`; the seed stays physgan's (reproducible shards)."""
+    key = line.split("=")[0].strip()
+    if "=" not in line or not key:
+        raise UserError(f"pythia setting {line!r}: expected 'Key = value', e.g. 'Tune:pp = 21'")
+    if key.lower().startswith("random:"):
+        raise UserError(f"pythia setting {line!r}: the random seed is set by --seed and --shard")
+
+
 def pythia_settings(config: JetsMCConfig, name: str) -> list[str]:
-    """Every Pythia setting of a class except the seed (LAGAN's, from lukedeo/jet-generation)."""
+    """Every Pythia setting of a class except the seed (LAGAN's, from lukedeo/jet-generation), then the user's."""
     common = [f"Beams:eCM = {config.sqrt_s:g}", "Next:numberCount = 0", "Print:quiet = on"]
     if name == "wprime":
         return common + ["NewGaugeBoson:ffbar2Wprime = on", "Wprime:coup2WZ = 1", f"34:m0 = {config.wprime_mass:g}",
                          "34:onMode = off", "34:onIfAny = 23 24", "24:onMode = off", "24:onIfAny = 1 2 3 4 5",
-                         "23:onMode = off", "23:onIfAny = 12 14 16"]
+                         "23:onMode = off", "23:onIfAny = 12 14 16"] + config.pythia
     lo, hi = parse_window(config.pthat, "pthat")
-    return common + ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {lo:g}", f"PhaseSpace:pTHatMax = {hi:g}"]
+    return common + ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {lo:g}",
+                     f"PhaseSpace:pTHatMax = {hi:g}"] + config.pythia
 
 
 @dataclass
@@ -189,8 +205,8 @@ def _start_pythia(settings: list[str], seed: int):
 
     pythia = pythia8mc.Pythia("", False)
     for line in settings + ["Random:setSeed = on", f"Random:seed = {seed}"]:
-        if not pythia.readString(line):
-            raise RuntimeError(f"Pythia rejected the setting {line!r}")
+        if not pythia.readString(line):  # an unknown key or a bad value (only the user's can be)
+            raise UserError(f"Pythia rejected the setting {line!r}")
     if not pythia.init():
         raise UserError(f"Pythia failed to initialise with {'; '.join(settings)} (check sqrt_s, wprime_mass, pthat)")
     return pythia

@@ -96,6 +96,8 @@ def test_mass_window_is_applied():
 @pytest.mark.parametrize("settings, message", [
     ({"classes": ["zprime"]}, "classes"), ({"classes": "qcd,qcd"}, "classes"), ({"pt": "300:250"}, "lo < hi"),
     ({"pt": "fast"}, "lo:hi"), ({"mass_window": "60"}, "lo:hi"), ({"workers": 0}, "workers"),
+    ({"pythia": ["Tune:pp 21"]}, "Key = value"), ({"pythia": ["= 21"]}, "Key = value"),
+    ({"pythia": ["Random:seed = 7"]}, "random seed"),
 ])
 def test_bad_settings_are_user_errors(settings, message):
     with pytest.raises(UserError, match=message):
@@ -106,6 +108,22 @@ def test_settings_accept_strings_and_pairs():
     config = JetsMCConfig(classes=["wprime,qcd"], pt=(250, 300), mass_window="[60, 100]")
     assert (config.classes, config.pt, config.mass_window, config.pthat) == (["wprime", "qcd"], "250:300", "60:100",
                                                                              "200:400")
+
+
+def test_extra_pythia_settings_come_last_and_change_the_jets():
+    config = JetsMCConfig(n_per_class=3, classes=["qcd"], seed=5, pythia="Tune:pp = 21")  # ATLAS A14
+    assert mc.pythia_settings(config, "qcd")[-1] == "Tune:pp = 21"
+    assert mc.pythia_settings(config, "wprime")[-1] == "Tune:pp = 21"
+    (task,) = plan(config, (0, 1))
+    assert task == plan(JetsMCConfig(n_per_class=3, classes=["qcd"], seed=5), (0, 1))[0]  # same seed ...
+    tuned, monash = run_task(task, config), run_task(task, JetsMCConfig(n_per_class=3, classes=["qcd"], seed=5))
+    assert not np.array_equal(tuned.fields["jet_pt"], monash.fields["jet_pt"])  # ... other events
+
+
+def test_a_setting_pythia_rejects_is_a_user_error():
+    config = JetsMCConfig(n_per_class=1, classes=["qcd"], pythia=["TimeShower:alphaSvalue = abc"])
+    with pytest.raises(UserError, match="Pythia rejected the setting 'TimeShower:alphaSvalue = abc'"):
+        run_task(plan(config, (0, 1))[0], config)
 
 
 def test_an_impossible_selection_stops_with_a_user_error(monkeypatch, tmp_path):
