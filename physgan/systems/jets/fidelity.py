@@ -86,7 +86,8 @@ def _from_metrics(fidelity: FidelityConfig, metrics: dict) -> dict[str, bool]:
     checks = {}
     auc = metrics.get("classifier", {}).get("auc")
     if fidelity.max_auc is not None:
-        checks[f"classifier AUC {auc} <= {fidelity.max_auc}"] = auc is not None and auc <= fidelity.max_auc
+        measured = "not measured" if auc is None else f"{auc:.3f}"
+        checks[f"classifier AUC {measured} <= {fidelity.max_auc:g}"] = auc is not None and auc <= fidelity.max_auc
     if fidelity.fpd_ratio is not None:
         # the MC-vs-MC FPD is a fit intercept bounded at 0: compare with it plus its error, never with 0
         for entry in metrics.get("jets", {}).get("classes", []):

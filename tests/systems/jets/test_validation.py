@@ -274,3 +274,16 @@ def test_unusable_values(files, tmp_path, field, value, message):
     path = write(tmp_path / "broken.h5", {**data, field: broken})
     with pytest.raises(UserError, match=message):
         validate(files["A"], path, tmp_path / "out", quiet=True)
+
+
+def test_a_run_checks_the_auc_and_each_fpd_against_its_floor_plus_error():
+    from physgan.systems.jets.fidelity import FidelityConfig, _from_metrics
+
+    efps = [{"fpd_gen": 0.029, "fpd_ref": 0.0, "fpd_ref_err": 0.01},  # floor 0 +- 0.01: limit 0.03
+            {"fpd_gen": 0.031, "fpd_ref": 0.0, "fpd_ref_err": 0.01}, {"skipped": "too few jets"}]
+    metrics = {"classifier": {"auc": 0.69}, "jets": {"classes": [{"label": label, "efp": efp}
+                                                                 for label, efp in zip("ABC", efps)]}}
+    checks = _from_metrics(FidelityConfig(max_auc=0.7, fpd_ratio=3.0), metrics)
+    assert list(checks.values()) == [True, True, False, False]
+    assert next(iter(checks)) == "classifier AUC 0.690 <= 0.7"
+    assert _from_metrics(FidelityConfig(max_auc=0.7), {}) == {"classifier AUC not measured <= 0.7": False}
