@@ -287,3 +287,16 @@ def test_a_run_checks_the_auc_and_each_fpd_against_its_floor_plus_error():
     assert list(checks.values()) == [True, True, False, False]
     assert next(iter(checks)) == "classifier AUC 0.690 <= 0.7"
     assert _from_metrics(FidelityConfig(max_auc=0.7), {}) == {"classifier AUC not measured <= 0.7": False}
+
+
+def test_the_preset_checks_script_passes_an_independent_sample_and_fails_swapped_labels(independent, files):
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).parents[3] / "scripts"))
+    from preset_checks import preset_checks
+
+    metrics, _ = independent
+    text = preset_checks(files["A"], files["B"], metrics)
+    assert "fidelity: PASS" in text and "classifier AUC" in text and "W1/floor n_pixels" in text
+    swapped = preset_checks(files["A"], files["swap"], metrics)  # the per-class W1 checks see the labels
+    assert "fidelity: FAIL" in swapped and swapped.count("FAIL") >= 3
