@@ -70,6 +70,7 @@ def _add_simulate(commands) -> None:
   physgan simulate jets --n-per-class 10000 --classes wprime,qcd --out data/jets.h5 --root data/jets.root
   physgan simulate jets --n-per-class 2000 --pt 250:300 --mass-window 60:100 --workers 2 --seed 7 --out lagan.h5
   physgan simulate --recipe datasets/jets_lagan.toml --shard 3/100 --out data/jets_shard3.h5
+  physgan simulate jets --n-per-class 10000 --pythia 'Tune:pp = 21' --seed 3 --out a14.h5   # another tune
 options given on the command line override the recipe; --set key=value overrides any setting.""")
     p.add_argument("system", nargs="?", choices=["ising", "jets"], help="the physical system (or take it from --recipe)")
     p.add_argument("--recipe", help="TOML recipe (datasets/*.toml) holding the settings")
@@ -90,6 +91,8 @@ options given on the command line override the recipe; --set key=value overrides
     jets.add_argument("--mass-window", help="trimmed-jet mass window in GeV, lo:hi (LAGAN: 60:100; default none)")
     jets.add_argument("--sqrt-s", type=float, help="pp centre-of-mass energy in GeV (default 14000)")
     jets.add_argument("--wprime-mass", type=float, help="W' mass in GeV (default 800)")
+    jets.add_argument("--pythia", action="append", metavar="'KEY = VALUE'",
+                      help="an extra Pythia setting, read after the class's own (repeatable), e.g. 'Tune:pp = 21'")
     jets.add_argument("--workers", type=int, help="processes running Pythia (default 1; the output does not depend on it)")
     jets.add_argument("--root", help="also write a ROOT file: TTree jets with the constituents as jagged branches")
     _add_output(p)
@@ -214,7 +217,7 @@ def _simulate(args) -> None:
     options = {"L": args.L, "temps": args.temps, "n_per_temp": args.n_per_temp, "algorithm": args.algorithm,
                "chains": args.chains, "seed": args.seed, "device": args.device,
                "n_per_class": args.n_per_class, "classes": args.classes, "pt": args.pt, "mass_window": args.mass_window,
-               "sqrt_s": args.sqrt_s, "wprime_mass": args.wprime_mass, "workers": args.workers}
+               "sqrt_s": args.sqrt_s, "wprime_mass": args.wprime_mass, "pythia": args.pythia, "workers": args.workers}
     values = cfg.merge(cfg.merge(recipe.get("simulate", {}), cfg.parse_overrides(args.set)),
                        {k: v for k, v in options.items() if v is not None})
     system = get_system(system_name)

@@ -34,11 +34,24 @@ def test_recipe_applies_the_lagan_mass_window(tmp_path, capsys):
     assert len(mass) == 2 and ((mass > 60) & (mass < 100)).all()
 
 
+def test_extra_pythia_settings_from_the_command_line_are_in_the_provenance(tmp_path, capsys):
+    from physgan.io import open_samples
+
+    out = tmp_path / "a14.h5"
+    code, _, _ = run_cli(capsys, "simulate", "jets", "--classes", "qcd", "--n-per-class", 2, "--quiet", "--out", out,
+                         "--pythia", "Tune:pp = 21", "--pythia", "TimeShower:renormMultFac = 4")
+    provenance = open_samples(out).provenance
+    assert code == 0 and provenance["config"]["pythia"] == ["Tune:pp = 21", "TimeShower:renormMultFac = 4"]
+    assert provenance["generator"]["pythia_settings"]["qcd"][-2:] == provenance["config"]["pythia"]
+
+
 @pytest.mark.parametrize("args, message", [
     (("jets", "--pt", "300:250"), "need 0 <= lo < hi"),
     (("jets", "--classes", "ttbar"), "classes"),
     (("jets", "--L", 8), "unknown simulate key 'L'"),
     (("ising", "--root", "x.root"), "--root writes jet constituents"),
+    (("jets", "--pythia", "Random:seed = 3"), "the random seed is set by --seed"),
+    (("jets", "--classes", "qcd", "--n-per-class", 1, "--pythia", "Bad:key = 1"), "Pythia rejected the setting"),
 ])
 def test_bad_options_are_one_line_errors_and_leave_nothing(args, message, tmp_path, capsys):
     code, _, err = run_cli(capsys, "simulate", *args, "--out", tmp_path / "x.h5")
