@@ -1,6 +1,6 @@
 """Judge any jets sample against a reference by a preset's acceptance checks (the ones `physgan run` applies).
 
-    python scripts/preset_checks.py REFERENCE SAMPLE REPORT_DIR [--preset jets-full]
+    python scripts/preset_checks.py REFERENCE SAMPLE REPORT_DIR [--preset full|quick|FILE.toml]
 
 Runs physgan's validation (classifier AUC, FPD, W1 per class and pT bin) into REPORT_DIR, then the preset's
 per-class checks (W1 / floor with all pT pooled, the W' mass median, AUC, FPD). Used to calibrate the
@@ -10,17 +10,18 @@ targets: a second Monte Carlo seed, another Pythia tune or a shower-scale variat
 import argparse
 import sys
 
-from physgan import config as cfg
 from physgan.errors import UserError
 from physgan.io import open_samples
-from physgan.systems.jets.fidelity import FidelityConfig, fidelity_report
+from physgan.pipeline import preset_path_values, resolve
+from physgan.systems import get_system
 from physgan.validation.validate import validate
 
 
-def preset_checks(reference, sample, metrics: dict, preset: str = "jets-full") -> str:
+def preset_checks(reference, sample, metrics: dict, preset: str = "full") -> str:
     """The preset's acceptance text for `sample` against `reference`, given their validation metrics."""
-    fidelity = cfg.build(FidelityConfig, cfg.load_preset(preset).get("fidelity", {}), "fidelity")
-    text, _ = fidelity_report(open_samples(reference), open_samples(sample), fidelity, metrics)
+    jets = get_system("jets")
+    fidelity = resolve(jets, preset_path_values("jets", preset))["fidelity"]  # as `physgan run jets --preset`
+    text, _ = jets.fidelity_report(open_samples(reference), open_samples(sample), fidelity, metrics)
     classifier = metrics["classifier"]
     lines = [text, f"classifier AUC {classifier['auc']:.3f} +- {classifier['auc_err']:.3f}; per class and pT bin: "
              + ", ".join(f"{entry['auc']:.3f}" for entry in classifier["per_condition"])]
@@ -35,7 +36,7 @@ def main() -> None:
     parser.add_argument("reference")
     parser.add_argument("sample")
     parser.add_argument("report")
-    parser.add_argument("--preset", default="jets-full")
+    parser.add_argument("--preset", default="full", help="as physgan run's: quick, full or a TOML file")
     args = parser.parse_args()
     try:
         metrics = validate(args.reference, args.sample, args.report, seed=0, force=True, quiet=True)

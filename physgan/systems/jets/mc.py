@@ -90,7 +90,8 @@ class JetsMCConfig:
             self.mass_window = _window_text(parse_window(self.mass_window, "mass_window"))
         lo, hi = self.pt_window
         self.pthat = _window_text(parse_window(self.pthat, "pthat") if self.pthat else (0.8 * lo, 4 / 3 * hi))
-        self.pythia = [self.pythia] if isinstance(self.pythia, str) else [str(line).strip() for line in self.pythia]
+        lines = [self.pythia] if isinstance(self.pythia, str) else self.pythia
+        self.pythia = [str(line).strip() for line in lines]
         for line in self.pythia:
             _check_pythia_line(line)
         checks = [(self.n_per_class >= 1, f"n_per_class must be at least 1, got {self.n_per_class}"),
@@ -121,12 +122,13 @@ def pythia_settings(config: JetsMCConfig, name: str) -> list[str]:
     """Every Pythia setting of a class except the seed (LAGAN's, from lukedeo/jet-generation), then the user's."""
     common = [f"Beams:eCM = {config.sqrt_s:g}", "Next:numberCount = 0", "Print:quiet = on"]
     if name == "wprime":
-        return common + ["NewGaugeBoson:ffbar2Wprime = on", "Wprime:coup2WZ = 1", f"34:m0 = {config.wprime_mass:g}",
-                         "34:onMode = off", "34:onIfAny = 23 24", "24:onMode = off", "24:onIfAny = 1 2 3 4 5",
-                         "23:onMode = off", "23:onIfAny = 12 14 16"] + config.pythia
-    lo, hi = parse_window(config.pthat, "pthat")
-    return common + ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {lo:g}",
-                     f"PhaseSpace:pTHatMax = {hi:g}"] + config.pythia
+        process = ["NewGaugeBoson:ffbar2Wprime = on", "Wprime:coup2WZ = 1", f"34:m0 = {config.wprime_mass:g}",
+                   "34:onMode = off", "34:onIfAny = 23 24", "24:onMode = off", "24:onIfAny = 1 2 3 4 5",
+                   "23:onMode = off", "23:onIfAny = 12 14 16"]
+    else:
+        lo, hi = parse_window(config.pthat, "pthat")
+        process = ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {lo:g}", f"PhaseSpace:pTHatMax = {hi:g}"]
+    return common + process + config.pythia
 
 
 @dataclass
@@ -205,7 +207,7 @@ def _start_pythia(settings: list[str], seed: int):
 
     pythia = pythia8mc.Pythia("", False)
     for line in settings + ["Random:setSeed = on", f"Random:seed = {seed}"]:
-        if not pythia.readString(line):  # an unknown key or a bad value (only the user's can be)
+        if not pythia.readString(line):  # an unknown key or a bad value, from the user's settings
             raise UserError(f"Pythia rejected the setting {line!r}")
     if not pythia.init():
         raise UserError(f"Pythia failed to initialise with {'; '.join(settings)} (check sqrt_s, wprime_mass, pthat)")
