@@ -48,7 +48,7 @@ def preset_path_values(system_name: str, preset: str) -> dict:
 
 def resolve(system, values: dict) -> dict:
     """Every stage's configuration object, built (and checked) from a preset mapping."""
-    from physgan.gan.train import TrainConfig, build_network_config, feature_indices, matching_weights
+    from physgan.gan.train import TrainConfig, build_network_config, feature_indices
 
     known = {"system", "simulate_train", "simulate_test", "train", "sample", "fidelity"}
     unknown = sorted(set(values) - known)
@@ -58,7 +58,6 @@ def resolve(system, values: dict) -> dict:
     build_network_config(system, train.network)  # check it now, not after an hour of Monte Carlo
     for option in ("hierarchical", "condition_anchors"):
         feature_indices(system, getattr(train, option), option)
-    matching_weights(system, train)
     return {"simulate_train": cfg.build(system.SimulationConfig, values.get("simulate_train", {}), "simulate_train"),
             "simulate_test": cfg.build(system.SimulationConfig, values.get("simulate_test", {}), "simulate_test"),
             "train": train,

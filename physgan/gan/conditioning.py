@@ -76,10 +76,15 @@ class Conditioning:
                                "high": summary_values.max(0).values.float(), "position_column": axes.position,
                                "category_column": axes.category, **model.state_dict()}, anchors)
 
+    def state(self) -> dict:
+        """Plain values and tensors (a checkpoint's conditioning entries; from_state reads them back)."""
+        return {"condition_low": self.low.tolist(), "condition_high": self.high.tolist(), "summary": self.summary,
+                "anchors": self.anchors}
+
     @classmethod
-    def from_checkpoint(cls, checkpoint: dict) -> "Conditioning":
-        low, high = (torch.tensor(checkpoint[k], dtype=torch.float32) for k in ("condition_low", "condition_high"))
-        return cls(low, high, checkpoint.get("summary"), checkpoint.get("anchors"))
+    def from_state(cls, state: dict) -> "Conditioning":
+        low, high = (torch.tensor(state[k], dtype=torch.float32) for k in ("condition_low", "condition_high"))
+        return cls(low, high, state.get("summary"), state.get("anchors"))
 
     @property
     def n_inputs(self) -> int:

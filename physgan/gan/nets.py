@@ -21,21 +21,14 @@ def mlp(sizes: list[int], activation=nn.SiLU) -> nn.Sequential:
 
 
 class ConditionEmbedding(nn.Module):
-    """Normalised condition (B, n_cond) -> embedding (B, width) through an MLP.
+    """Normalised condition (B, n_cond) -> embedding (B, width) through an MLP."""
 
-    With n_frequencies > 0 the MLP also sees sin and cos of 2^k pi c (k < n_frequencies), a Fourier
-    encoding (Tancik et al., arXiv:2006.10739) that lets a small network resolve quantities that change
-    steeply with the condition, as the magnetisation does near T_c.
-    """
-
-    def __init__(self, n_cond: int, width: int, n_frequencies: int = 0):
+    def __init__(self, n_cond: int, width: int):
         super().__init__()
-        self.register_buffer("frequencies", torch.pi * 2.0 ** torch.arange(n_frequencies), persistent=False)
-        self.net = mlp([n_cond * (1 + 2 * n_frequencies), width, width])
+        self.net = mlp([n_cond, width, width])
 
     def forward(self, cond: torch.Tensor) -> torch.Tensor:
-        phases = (cond[:, :, None] * self.frequencies).flatten(1)
-        return self.net(torch.cat([cond, torch.sin(phases), torch.cos(phases)], dim=1))
+        return self.net(cond)
 
 
 class FiLM(nn.Module):

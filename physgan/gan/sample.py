@@ -8,28 +8,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from physgan.config import build
-from physgan.gan.conditioning import Conditioning
-from physgan.gan.train import load_checkpoint, resolve_device
-
-
-def load_generator(checkpoint: dict, device: torch.device):
-    """The (EMA) generator of a checkpoint, in eval mode, and its system."""
-    from physgan.systems import get_system
-
-    system = get_system(checkpoint["system"])
-    network = build(system.generative.NetworkConfig, checkpoint["network"], where="checkpoint network")
-    n_inputs = Conditioning.from_checkpoint(checkpoint).n_inputs
-    generator, _ = system.generative.make_networks(tuple(checkpoint["shape"]), n_inputs, network)
-    generator.load_state_dict(checkpoint["generator_ema"])
-    return system, generator.to(device).eval()
+from physgan.gan import checkpoint as checkpoints
+from physgan.hardware import torch_device
 
 
 @torch.no_grad()
 def generate(generator, checkpoint: dict, cond: torch.Tensor, *, batch_size: int, device: torch.device,
              seed: int = 0):
     """Yield (generated batch, raw condition batch) for the raw conditions `cond` (n, n_cond)."""
-    conditioning = Conditioning.from_checkpoint(checkpoint)
+    conditioning = checkpoints.conditioning(checkpoint)
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, len(cond), batch_size):
         c = cond[start:start + batch_size].to(device)
@@ -52,9 +39,9 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     from physgan.io import SampleWriter, open_samples, provenance
     from physgan.progress import progress_bar
 
-    checkpoint = load_checkpoint(checkpoint_path)
-    torch_device = resolve_device(device)
-    system, generator = load_generator(checkpoint, torch_device)
+    checkpoint = checkpoints.load(checkpoint_path)
+    device = torch_device(device)
+    system, generator = checkpoints.generator(checkpoint, device)
     if isinstance(conditions, dict):
         conditions, n_per_condition = system.generative.parse_conditions(conditions)
     if n_per_condition < 1 or batch_size < 1:
@@ -65,12 +52,12 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     _warn_outside_training_range(checkpoint, conditions)
     cond = torch.from_numpy(np.repeat(conditions, n_per_condition, axis=0)).float()
     prov = provenance({"checkpoint": str(checkpoint_path), "step": checkpoint["step"], "n_per_condition": n_per_condition,
-                       "batch_size": batch_size, "seed": seed, "device": str(torch_device),
+                       "batch_size": batch_size, "seed": seed, "device": str(device),
                        "training": checkpoint["config"], "network": checkpoint["network"]})
     started = time.perf_counter()
     with SampleWriter(out, system=system.NAME, source="gan", provenance=prov, force=force) as writer, \
             progress_bar(total=len(cond), desc="sampling", quiet=quiet) as bar:
-        for x, c in generate(generator, checkpoint, cond, batch_size=batch_size, device=torch_device, seed=seed):
+        for x, c in generate(generator, checkpoint, cond, batch_size=batch_size, device=device, seed=seed):
             writer.append(**system.generative.to_arrays(x, c))
             bar.update(len(c))
     seconds = time.perf_counter() - started
@@ -80,7 +67,7 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
         except BaseException:
             Path(out).unlink(missing_ok=True)  # both outputs or neither
             raise
-    return {"n": len(cond), "seconds": seconds, "per_second": len(cond) / seconds, "device": str(torch_device)}
+    return {"n": len(cond), "seconds": seconds, "per_second": len(cond) / seconds, "device": str(device)}
 
 
 def _warn_outside_training_range(checkpoint: dict, conditions: np.ndarray) -> None:

@@ -25,11 +25,9 @@ import numpy as np
 import torch
 
 from physgan.errors import UserError
-from physgan.gan import losses
+from physgan.gan import checkpoint, losses
 from physgan.gan.conditioning import Conditioning, SummaryAxes
-from physgan.gan.conditioning import normalise  # noqa: F401 (part of this module's API)
-
-CHECKPOINT_FORMAT = "physgan-checkpoint-1"
+from physgan.hardware import torch_device
 
 
 @dataclass
@@ -58,27 +56,15 @@ class TrainConfig:
     """Adam beta1"""
     beta2: float = 0.9
     """Adam beta2"""
-    generator_weight_decay: float = 0.0
-    """decoupled weight decay of the generator (AdamW; 0: plain Adam). Why: where the generator's output is
-    invariant to the scale of its last layer's input (Ising's scale_invariant), nothing else stops its
-    weights from growing, and once they have grown Adam's fixed-size steps barely change them"""
     lr_decay: float = 0.0
     """fraction of the run, at its end, over which learning rates fall linearly to zero (0: constant)"""
     ema: float = 0.999
     """decay of the exponential moving average of generator weights (0: off)"""
     feature_matching: float = 1.0
     """weight of the per-condition physics-feature matching term in the generator loss (0: off)"""
-    feature_weights: dict = field(default_factory=dict)
-    """physics feature name -> its weight in the matching, replacing the system's own (FEATURE_WEIGHTS) for
-    that feature, e.g. {lha = 1.0} to match a jets feature that is otherwise only monitored"""
     spread_matching: float = 0.0
     """weight of the term matching, per condition group, the spread (standard deviation) of the physics
     features as well as their mean (0: off); it acts against a generator that collapses onto typical samples"""
-    quantile_matching: float = 0.0
-    """weight of the term matching, per condition group, the sorted physics features of the generated
-    group to the expected sorted features of a training group of the same size (0: off): a
-    one-dimensional Wasserstein-2 distance per feature, which constrains the whole shape of each
-    feature's distribution (e.g. how bimodal m is near T_c), not only its mean and spread"""
     hierarchical: list[str] = field(default_factory=list)
     """physics features (of the system's FEATURE_NAMES, e.g. ["abs_m"] or ["abs_m", "e"]) drawn first, from
     their distribution interpolated between training conditions; the generator is conditioned on them
@@ -90,16 +76,6 @@ class TrainConfig:
     summary_matching: float = 5.0
     """hierarchical: weight of the term ((summaries of each generated sample - the requested ones) /
     training spread)^2 in the generator loss"""
-    conditional_matching: float = 0.0
-    """hierarchical: weight of the term matching, per condition group, the mean of the other physics
-    features given the requested summaries (e given |m|), to the training data's regression on a quadratic
-    in their ranks (rank_basis) (0: off). Why: a generator can get <e> at T right on average with e too
-    steep in |m|"""
-    conditional_spread: float = 0.0
-    """hierarchical: weight of the term matching, per condition group, the spread of the other features
-    given the summaries: the moments of the squared residuals from that regression against the same
-    basis, to the training data's (0: off). Why: with the summaries' distribution imposed, the
-    conditional mean and spread together fix the features' whole spread (Ising: C, through e)"""
     augment: bool = True
     """apply the system's exact symmetries to training batches"""
     log_every: int = 10
@@ -125,7 +101,6 @@ class TrainConfig:
                   (self.group_size >= 1 and self.batch_size % self.group_size == 0,
                    "batch_size must be a positive multiple of group_size"),
                   (0 <= self.ema < 1, "ema must be in [0, 1)"), (0 <= self.lr_decay <= 1, "lr_decay must be in [0, 1]"),
-                  (self.generator_weight_decay >= 0, "generator_weight_decay must be >= 0"),
                   (self.device in ("cpu", "cuda", "auto"), "device must be cpu, cuda or auto")]
         for ok, message in checks:
             if not ok:
@@ -168,75 +143,6 @@ def prepare_data(system, samples) -> TrainingData:
                         target_mean=mean, target_std=std.clamp_min(1e-3), features=features)
 
 
-def expected_sorted_features(data: TrainingData, group_size: int, draws: int = 512) -> torch.Tensor:
-    """(n_groups, group_size, n_features): the mean over random training groups (drawn as draw_batch
-    draws them, with replacement) of their sorted features, i.e. the expected order statistics that a
-    generated group of the same size is compared with. Using these rather than the population quantiles
-    removes the finite-group bias of comparing sorted samples."""
-    rng = torch.Generator().manual_seed(0)
-    targets = []
-    for g in data.groups:
-        index = g[torch.randint(len(g), (draws, group_size), generator=rng)]
-        targets.append(data.features[index].sort(1).values.mean(0))
-    return torch.stack(targets)
-
-
-def rank_basis(summary: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Summaries (n, n_summaries) of one condition group and that group's sorted training summaries
-    (m, n_summaries) -> (n, 1 + 2 n_summaries): 1, then the first two Legendre polynomials, orthonormal on
-    [-1, 1], of each summary's mid-rank u = 2 F - 1 in the training distribution F.
-
-    Why ranks: near T_c |m| is skewed, so powers of its standardised value have heavy tails, and a few
-    lattices of a group of 32 then dominate every moment against them (for real groups at L = 32, the
-    squared moments averaged 1.2-1.7 at T = 2.1-2.15: README has the numbers). Functions of the rank are
-    bounded (|P2| <= sqrt(5)), whatever the distribution."""
-    columns = []
-    for j in range(summary.shape[1]):
-        ref, s = reference[:, j].contiguous(), summary[:, j].contiguous()
-        below = torch.searchsorted(ref, s, right=False) + torch.searchsorted(ref, s, right=True)
-        u = below.to(summary.dtype) / len(ref) - 1  # mid-rank: ties (|m| on a lattice) fall in the middle
-        columns += [math.sqrt(3) * u, math.sqrt(5) * (3 * u ** 2 - 1) / 2]
-    return torch.stack([torch.ones_like(summary[:, 0]), *columns], dim=1)
-
-
-@dataclass
-class ConditionalRegression:
-    """Per condition group: the sorted training summaries (rank_basis's reference), the least-squares
-    coefficients (n_basis, n_others) of the features that are not summaries on rank_basis of the summaries,
-    and the training data's moments (n_basis, n_others) of the squared residuals (in units of the
-    features' spread) against that basis."""
-
-    others: list[int]
-    reference: list[torch.Tensor]
-    coef: torch.Tensor
-    squared_moments: torch.Tensor
-
-    def residuals(self, features: torch.Tensor, summary: torch.Tensor, g: int, scale: torch.Tensor):
-        """(basis, residuals / scale) of one group's samples: features (n, n_features), summary (n, k)."""
-        basis = rank_basis(summary, self.reference[g].to(summary.device))
-        return basis, (features[:, self.others] - basis @ self.coef[g].to(basis)) / scale
-
-
-def conditional_regression(data: TrainingData, summary_columns: list[int]) -> ConditionalRegression:
-    """Fit, within each condition group of the training data, the other features on the summaries."""
-    others = [j for j in range(data.features.shape[1]) if j not in summary_columns]
-    reference = [data.features[members][:, summary_columns].sort(0).values for members in data.groups]
-    coefs, squared = [], []
-    for g, members in enumerate(data.groups):
-        f = data.features[members].double()
-        basis = rank_basis(f[:, summary_columns], reference[g].double())
-        coefs.append(torch.linalg.lstsq(basis, f[:, others]).solution)
-        residual = (f[:, others] - basis @ coefs[-1]) / data.target_std[g, others].double()
-        squared.append(residual_moments(residual[None] ** 2, basis[None])[0])
-    return ConditionalRegression(others, reference, torch.stack(coefs).float(), torch.stack(squared).float())
-
-
-def residual_moments(residual: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """(n_groups, n, n_others) residuals and (n_groups, n, n_basis) basis -> (n_groups, n_basis, n_others):
-    the group means of residual x basis function."""
-    return (basis[..., None] * residual[:, :, None, :]).mean(1)
-
-
 def draw_batch(data: TrainingData, config: TrainConfig, generator: torch.Generator):
     """A global batch: random condition groups, then group_size random samples from each.
     Returns the stored samples, their raw conditions, the groups drawn and the samples' indices."""
@@ -255,7 +161,7 @@ class Trainer:
         if config.batch_size % (self.world * config.group_size):
             raise UserError(f"batch_size {config.batch_size} must split into whole condition groups "
                             f"of {config.group_size} over {self.world} processes")
-        self.device = resolve_device(config.device, self.rank)
+        self.device = torch_device(config.device, self.rank)
         self.network_config = build_network_config(system, config.network)
         self.summary_columns = summary_indices(system, config)
         anchors = feature_indices(system, config.condition_anchors, "condition_anchors")
@@ -268,20 +174,10 @@ class Trainer:
             tuple(data.x.shape[1:]), self.conditioning.n_inputs, self.network_config))
         self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if config.ema > 0 else self.G
         betas = (config.beta1, config.beta2)
-        self.opt_G = (torch.optim.AdamW(self.G.parameters(), lr=config.lr_generator, betas=betas,
-                                        weight_decay=config.generator_weight_decay)
-                      if config.generator_weight_decay > 0 else
-                      torch.optim.Adam(self.G.parameters(), lr=config.lr_generator, betas=betas))
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_generator, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_critic, betas=betas)
         self.step, self.best_score, self.started = 0, math.inf, time.time()
-        if config.quantile_matching > 0:
-            self.target_sorted = expected_sorted_features(data, config.group_size)
-        if config.conditional_matching > 0 or config.conditional_spread > 0:
-            if not self.summary_columns:
-                raise UserError("conditional_matching and conditional_spread need hierarchical summaries "
-                                "(train.hierarchical)")
-            self.regression = conditional_regression(data, self.summary_columns)
-        self.feature_weights = matching_weights(system, config)
+        self.feature_weights = matching_weights(system)
 
     # ----- one training step -------------------------------------------------------------------------
     def _my_slice(self, *tensors):
@@ -338,12 +234,10 @@ class Trainer:
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
         matching = self._feature_matching(fake, groups)
         summary_gap = self._summary_matching(fake, groups, summary)
-        conditional_gap, spread_gap = self._conditional_matching(fake, groups, summary)
         # a system's generator may hold a prior on its last forward pass (in condition groups; its weight is
         # a network setting)
         prior = self.G.prior_loss(cfg.group_size) if hasattr(self.G, "prior_loss") else 0.0
-        loss_G = (adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap
-                  + cfg.conditional_matching * conditional_gap + cfg.conditional_spread * spread_gap + prior)
+        loss_G = adversarial + cfg.feature_matching * matching + cfg.summary_matching * summary_gap + prior
         self.opt_G.zero_grad(set_to_none=True)
         loss_G.backward()
         self._average_gradients(self.G)
@@ -354,13 +248,8 @@ class Trainer:
                 "feature_matching": matching.item()}
         if torch.is_tensor(prior):
             logs["generator_prior"] = prior.item()
-        if summary is None:
-            return logs
-        logs["summary_matching"] = summary_gap.item()
-        if cfg.conditional_matching > 0:
-            logs["conditional_matching"] = conditional_gap.item()
-        if cfg.conditional_spread > 0:
-            logs["conditional_spread"] = spread_gap.item()
+        if summary is not None:
+            logs["summary_matching"] = summary_gap.item()
         return logs
 
     def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
@@ -376,9 +265,6 @@ class Trainer:
         loss = average(((features.mean(1) - target) / scale) ** 2)
         if cfg.spread_matching > 0 and cfg.group_size > 1:
             loss = loss + cfg.spread_matching * average(((features.std(1) - scale) / scale) ** 2)
-        if cfg.quantile_matching > 0:
-            gap = (features.sort(1).values - self.target_sorted[groups].to(fake.device)) / scale[:, None]
-            loss = loss + cfg.quantile_matching * average(gap ** 2)
         return loss
 
     def _summary_matching(self, fake: torch.Tensor, groups: torch.Tensor, summary: torch.Tensor | None) -> torch.Tensor:
@@ -391,26 +277,6 @@ class Trainer:
         made = self.system.generative.physics_features(fake)[:, k].view(n, -1, len(k))
         scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
         return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
-
-    def _conditional_matching(self, fake: torch.Tensor, groups: torch.Tensor,
-                              summary: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hierarchical: (mean, spread) terms. r_i is (a generated sample's other features - the training
-        regression at the summaries s_i it was asked for) / training spread, and phi = (1, P1(u), P2(u)) of
-        the summaries' ranks (rank_basis). The mean term is the squared moments mean_i r_i phi(s_i) of each group,
-        averaged: they all vanish when the generated features scatter around the training data's
-        conditional mean, and the P1 and P2 ones measure a wrong slope or curvature that the plain mean
-        cannot see. The spread term does the same for mean_i r_i^2 phi(s_i) minus the training data's."""
-        cfg = self.config
-        zero = torch.zeros((), device=fake.device)
-        if cfg.conditional_matching == 0 and cfg.conditional_spread == 0:
-            return zero, zero  # otherwise the trainer's constructor has checked that summaries exist
-        n, features = len(groups), self.system.generative.physics_features(fake)
-        scale = self.data.target_std[:, self.regression.others].to(fake.device)
-        pieces = [self.regression.residuals(f, s, g, scale[g]) for f, s, g in
-                  zip(features.view(n, -1, features.shape[1]), summary.view(n, -1, summary.shape[1]), groups.tolist())]
-        basis, residual = (torch.stack(p) for p in zip(*pieces))  # (n, group, n_basis), (n, group, n_others)
-        spread = residual_moments(residual ** 2, basis) - self.regression.squared_moments[groups].to(fake.device)
-        return (residual_moments(residual, basis) ** 2).mean(), (spread ** 2).mean()
 
     def _average_gradients(self, model: torch.nn.Module) -> None:
         if self.world == 1:
@@ -488,51 +354,32 @@ class Trainer:
                 log.close()
 
     # ----- checkpoints -------------------------------------------------------------------------------
+    def _modules(self) -> dict:
+        return {"generator": self.G, "generator_ema": self.G_ema, "critic": self.D, "opt_generator": self.opt_G,
+                "opt_critic": self.opt_D}
+
     def state(self) -> dict:
-        """Tensors and plain values only, so that torch.load(weights_only=True) can read it."""
-        return {"format": CHECKPOINT_FORMAT, "system": self.system.NAME, "step": self.step,
-                "best_score": self.best_score, "config": asdict(self.config),
-                "network": asdict(self.network_config), "shape": list(self.data.x.shape[1:]),
-                "conditions": list(self.system.CONDITIONS), "condition_low": self.conditioning.low.tolist(),
-                "condition_high": self.conditioning.high.tolist(), "summary": self.conditioning.summary,
-                "anchors": self.conditioning.anchors,
-                "generator": self.G.state_dict(),
-                "generator_ema": self.G_ema.state_dict(), "critic": self.D.state_dict(),
-                "opt_generator": self.opt_G.state_dict(), "opt_critic": self.opt_D.state_dict()}
+        return checkpoint.pack(system=self.system, step=self.step, best_score=self.best_score,
+                               config=asdict(self.config), network=asdict(self.network_config),
+                               shape=self.data.x.shape[1:], conditioning=self.conditioning, modules=self._modules())
 
     def save(self, name: str) -> None:
-        from physgan.io import atomic_output
+        checkpoint.save(self.state(), self.run_dir / "checkpoints" / name)
 
-        directory = self.run_dir / "checkpoints"
-        with atomic_output(directory / name, force=True) as tmp:
-            torch.save(self.state(), tmp)
-
-    def restore(self, checkpoint: dict) -> None:
+    def restore(self, saved: dict) -> None:
         mine = asdict(self.config)
-        changed = sorted(k for k in mine if k != "steps" and checkpoint["config"].get(k) != mine[k])
+        changed = sorted(k for k in mine if k != "steps" and saved["config"].get(k) != mine[k])
         if changed:  # only the number of steps may change: anything else would not be the same run
             raise UserError(f"--resume: the configuration differs from the checkpoint's ({', '.join(changed)})")
-        self.G.load_state_dict(checkpoint["generator"])
-        self.G_ema.load_state_dict(checkpoint["generator_ema"])
-        self.D.load_state_dict(checkpoint["critic"])
-        self.opt_G.load_state_dict(checkpoint["opt_generator"])
-        self.opt_D.load_state_dict(checkpoint["opt_critic"])
-        self.step, self.best_score = checkpoint["step"], checkpoint["best_score"]
+        checkpoint.unpack_into(saved, self._modules())
+        self.step, self.best_score = saved["step"], saved["best_score"]
 
 
-def matching_weights(system, config: TrainConfig) -> torch.Tensor:
-    """The features' weights in the matching and the monitor, mean 1: the system's own (e.g. several
-    points of one spectrum counting as one feature), with config.feature_weights replacing them by name."""
-    names = list(system.generative.FEATURE_NAMES)
-    weights = list(getattr(system.generative, "FEATURE_WEIGHTS", [1.0] * len(names)))
-    for column, weight in zip(feature_columns(system, list(config.feature_weights), "feature_weights"),
-                              config.feature_weights.values()):
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise UserError(f"feature_weights: the weight of {names[column]!r} must be a number >= 0")
-        weights[column] = float(weight)
-    weights = torch.tensor(weights, dtype=torch.float32)
-    if weights.sum() <= 0:
-        raise UserError("feature_weights: at least one feature needs a positive weight")
+def matching_weights(system) -> torch.Tensor:
+    """The features' weights in the matching and the monitor, normalised to mean 1: the system's own
+    (generative.FEATURE_WEIGHTS, e.g. several points of one spectrum counting as one feature) or equal."""
+    names = system.generative.FEATURE_NAMES
+    weights = torch.tensor(getattr(system.generative, "FEATURE_WEIGHTS", [1.0] * len(names)), dtype=torch.float32)
     return weights / weights.mean()
 
 
@@ -572,34 +419,10 @@ def feature_columns(system, names: list[str], option: str) -> list[int]:
     return [known.index(name) for name in names]
 
 
-def resolve_device(device: str, rank: int = 0) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
-        return torch.device("cuda", rank % torch.cuda.device_count())
-    return torch.device("cpu")
-
-
 def build_network_config(system, values: dict):
     from physgan.config import build
 
     return build(system.generative.NetworkConfig, values, where="network")
-
-
-def load_checkpoint(path) -> dict:
-    """A physgan checkpoint, read with weights_only=True (no code runs); user errors for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
-        raise UserError(f"{path}: not a readable physgan checkpoint ({type(exc).__name__})") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: not a physgan checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
-    return checkpoint
 
 
 def train(data_path, run_dir, config: TrainConfig, *, resume: bool = False, quiet: bool = False) -> Trainer:
@@ -619,10 +442,10 @@ def train(data_path, run_dir, config: TrainConfig, *, resume: bool = False, quie
     trainer = Trainer(system, prepare_data(system, samples), config, run_dir, quiet)
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the data and settings have been accepted
     if resume:
-        checkpoint = load_checkpoint(last)
-        if checkpoint["system"] != system.NAME:
-            raise UserError(f"--resume: {last} is a {checkpoint['system']} checkpoint, the data are {system.NAME}")
-        trainer.restore(checkpoint)
+        saved = checkpoint.load(last)
+        if saved["system"] != system.NAME:
+            raise UserError(f"--resume: {last} is a {saved['system']} checkpoint, the data are {system.NAME}")
+        trainer.restore(saved)
     trainer.fit()
     if trainer.world > 1:
         # every rank waits for rank 0's last checkpoint; then the group ends while Python is still whole:

@@ -77,9 +77,8 @@ def test_conditioning_appends_the_normalised_summary_and_survives_a_checkpoint(t
     extremes = torch.stack([values.abs().min(), values.abs().max()])[:, None]
     got = conditioning.real(torch.tensor([[2.0], [3.0]]), extremes)
     torch.testing.assert_close(got, torch.tensor([[-1.0, -1.0], [1.0, 1.0]]))
-    torch.save({"condition_low": conditioning.low.tolist(), "condition_high": conditioning.high.tolist(),
-                "summary": conditioning.summary}, tmp_path / "c.pt")
-    loaded = Conditioning.from_checkpoint(torch.load(tmp_path / "c.pt", weights_only=True))
+    torch.save(conditioning.state(), tmp_path / "c.pt")
+    loaded = Conditioning.from_state(torch.load(tmp_path / "c.pt", weights_only=True))
     c = torch.full((64, 1), 2.5)
     drawn = [x.draw_summaries(c, torch.Generator().manual_seed(3)) for x in (conditioning, loaded)]
     torch.testing.assert_close(drawn[0], drawn[1])
@@ -100,9 +99,8 @@ def test_anchors_are_the_training_means_interpolated_between_conditions(tmp_path
     torch.testing.assert_close(at(3.0), torch.tensor([1.0, 1.0]))
     torch.testing.assert_close(at(2.25), torch.tensor([-0.5, -0.5]))  # linear in between
     torch.testing.assert_close(at(5.0)[1], torch.tensor(1.0))  # flat beyond the training range
-    torch.save({"condition_low": conditioning.low.tolist(), "condition_high": conditioning.high.tolist(),
-                "summary": None, "anchors": conditioning.anchors}, tmp_path / "c.pt")
-    loaded = Conditioning.from_checkpoint(torch.load(tmp_path / "c.pt", weights_only=True))
+    torch.save(conditioning.state(), tmp_path / "c.pt")
+    loaded = Conditioning.from_state(torch.load(tmp_path / "c.pt", weights_only=True))
     torch.testing.assert_close(loaded.anchors["means"][:, 0], means)
     c = torch.linspace(1.5, 3.5, 9)[:, None]
     torch.testing.assert_close(loaded.real(c), conditioning.real(c))
@@ -143,9 +141,8 @@ def test_conditioning_draws_summaries_per_category_and_keeps_the_axes_in_a_check
     groups = 2 * (pt // 10).long() + signal.long()
     conditioning = Conditioning.fit(cond, mass[:, None], ["mass"], axes=SummaryAxes(position=1, category=0),
                                     groups=groups)
-    torch.save({"condition_low": conditioning.low.tolist(), "condition_high": conditioning.high.tolist(),
-                "summary": conditioning.summary}, tmp_path / "c.pt")
-    loaded = Conditioning.from_checkpoint(torch.load(tmp_path / "c.pt", weights_only=True))
+    torch.save(conditioning.state(), tmp_path / "c.pt")
+    loaded = Conditioning.from_state(torch.load(tmp_path / "c.pt", weights_only=True))
     request = torch.tensor([[1.0, 262.0], [0.0, 262.0]]).repeat(500, 1)
     drawn = loaded.draw_summaries(request, torch.Generator().manual_seed(9))[:, 0]
     assert 75 < drawn[0::2].min() and drawn[0::2].max() < 85  # W-like: never a QCD mass

@@ -12,8 +12,8 @@ import torch.multiprocessing as mp
 from physgan.cli import main
 from physgan.errors import UserError
 from physgan.gan.sample import sample_to_file
-from physgan.gan.train import (TrainConfig, Trainer, conditional_regression, expected_sorted_features, load_checkpoint,
-                               prepare_data, rank_basis, train)
+from physgan.gan.checkpoint import load as load_checkpoint
+from physgan.gan.train import TrainConfig, Trainer, prepare_data, train
 from physgan.io import open_samples
 from physgan.systems import get_system
 
@@ -30,12 +30,10 @@ def parameters(state: dict) -> dict:
     return {f"{net}.{k}": v for net in ("generator", "generator_ema", "critic") for k, v in state[net].items()}
 
 
-@pytest.mark.parametrize("decay", [0.0, 0.5])  # Adam, and AdamW with its own state in the checkpoint
-def test_checkpoints_are_plain_and_resume_is_exact(small_ising_file, tmp_path, decay):
-    straight = train(small_ising_file, tmp_path / "a", tiny_config(steps=4, generator_weight_decay=decay), quiet=True)
-    train(small_ising_file, tmp_path / "b", tiny_config(steps=2, generator_weight_decay=decay), quiet=True)
-    resumed = train(small_ising_file, tmp_path / "b", tiny_config(steps=4, generator_weight_decay=decay),
-                    resume=True, quiet=True)
+def test_checkpoints_are_plain_and_resume_is_exact(small_ising_file, tmp_path):
+    straight = train(small_ising_file, tmp_path / "a", tiny_config(steps=4), quiet=True)
+    train(small_ising_file, tmp_path / "b", tiny_config(steps=2), quiet=True)
+    resumed = train(small_ising_file, tmp_path / "b", tiny_config(steps=4), resume=True, quiet=True)
     expected, got = parameters(straight.state()), parameters(resumed.state())
     for name in expected:
         torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
@@ -202,12 +200,11 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     (["train", "--data", "{data}", "--out", "{tmp}/x", "--preset", "nope"], "unknown preset"),
     (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "stepz=3"], "unknown train key 'stepz'"),
     (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "loss=hinge"], "loss must be one of"),
-    (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "generator_weight_decay=-1"],
-     "generator_weight_decay must be >= 0"),
+    (["train", "--data", "{data}", "--out", "{tmp}/x", "--set", "lr_decay=2"], "lr_decay must be in"),
     (["train", "--data", "{tmp}/missing.h5", "--out", "{tmp}/x"], "no such file"),
     (["sample", "--checkpoint", "{tmp}/missing.pt", "--T", "2", "--out", "{tmp}/g.h5"], "no such checkpoint"),
     (["run", "ising", "--preset", "nope", "--out", "{tmp}/r"], "unknown preset"),
-    (["run", "ising", "--out", "{tmp}/r", "--set", "train.network.generator=unet"], "network.generator"),
+    (["run", "ising", "--out", "{tmp}/r", "--set", "train.network.generatr=unet"], "unknown network key"),
     (["run", "ising", "--out", "{tmp}/r", "--set", 'train.hierarchical=["m2"]'], "not one of the ising physics features"),
     (["run", "jets", "--out", "{tmp}/r", "--set", 'train.condition_anchors=["mass"]'], "one continuous condition"),
 ])
@@ -241,117 +238,6 @@ def test_monitor_score_weights_features_as_the_matching_does(small_ising_file, t
         scores.append(trainer.monitor()["score"])
     assert scores[0] != pytest.approx(scores[1])
     assert sum(scores) == pytest.approx(2 * equal, rel=1e-5)
-
-
-def test_expected_order_statistics_of_a_two_point_distribution(small_ising_file):
-    """Pairs drawn from {0, 1} with equal weights: E[min] = 1/4, E[max] = 3/4 (up to the draws' noise)."""
-    data = prepare_data(get_system("ising"), open_samples(small_ising_file))
-    n = len(data.features)
-    data.features = (torch.arange(n) % 2).float()[:, None].repeat(1, 2)
-    data.groups = [torch.arange(n)]
-    target = expected_sorted_features(data, group_size=2, draws=20000)
-    torch.testing.assert_close(target[0, :, 0], torch.tensor([0.25, 0.75]), atol=0.01, rtol=0)
-
-
-def test_quantile_matching_vanishes_only_for_the_right_shape(small_ising_file, tmp_path, monkeypatch):
-    """A group whose sorted features equal the expected order statistics costs nothing beyond the mean
-    term; the same mean with a different spread costs more."""
-    system = get_system("ising")
-    data = prepare_data(system, open_samples(small_ising_file))
-    trainer = Trainer(system, data, tiny_config(quantile_matching=1.0, feature_matching=1.0), tmp_path)
-    group = torch.tensor([0])
-    target = trainer.target_sorted[0]  # (group_size, features)
-    fake_features = {"right": target, "squeezed": target.mean(0) + 0.5 * (target - target.mean(0))}
-    costs = {}
-    for name, f in fake_features.items():
-        monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)  # what the loss sees
-        costs[name] = trainer._feature_matching(torch.zeros(len(f)), group).item()
-    assert costs["right"] < 1e-3 < costs["squeezed"]
-
-
-def synthetic_conditional_data(small_ising_file, curve, noise: float = 0.0):
-    """The small Ising file with its features replaced: |m| uniform at random, and within each group
-    e = rank_basis(|m|) @ curve + noise x a standard normal."""
-    data = prepare_data(get_system("ising"), open_samples(small_ising_file))
-    rng = torch.Generator().manual_seed(0)
-    m = torch.rand(len(data.features), 1, generator=rng)
-    jitter = noise * torch.randn(len(data.features), generator=rng)
-    for g, members in enumerate(data.groups):
-        e = rank_basis(m[members], m[members].sort(0).values) @ torch.tensor(curve) + jitter[members]
-        data.features[members] = torch.cat([e[:, None], m[members]], dim=1)
-        data.target_mean[g], data.target_std[g] = data.features[members].mean(0), data.features[members].std(0)
-    return data
-
-
-def test_rank_basis_is_orthonormal_over_the_reference_itself():
-    """Mid-ranks of distinct values are evenly spaced in (-1, 1), where sqrt(3) u and sqrt(5) P2(u) have
-    unit mean square and are orthogonal to 1 and each other, up to the O(1/n^2) of the discrete grid;
-    tied values share a rank."""
-    values = torch.rand(2000, 1, generator=torch.Generator().manual_seed(0))
-    basis = rank_basis(values, values.sort(0).values)
-    torch.testing.assert_close(basis.T @ basis / len(values), torch.eye(3), atol=1e-5, rtol=0)
-    tied = rank_basis(torch.tensor([[0.5], [0.5]]), torch.tensor([[0.0], [0.5], [0.5], [1.0]]))
-    assert tied[0, 1].item() == 0.0 == tied[1, 1].item()
-
-
-def test_conditional_matching_sees_a_wrong_slope_that_the_mean_does_not(small_ising_file, tmp_path, monkeypatch):
-    """Training features with e = 1 + 2 P1(u) + 0.5 P2(u) in |m|'s rank u: the regression recovers the
-    coefficients; a generated group on that curve costs nothing, one with the same mean and twice the
-    slope costs its residual's moments against P1 and P2, and the plain mean matching sees neither."""
-    system = get_system("ising")
-    data = synthetic_conditional_data(small_ising_file, [1.0, 2.0, 0.5])
-    regression = conditional_regression(data, [1])
-    torch.testing.assert_close(regression.coef[:, :, 0], torch.tensor([1.0, 2.0, 0.5]).expand(len(data.groups), 3),
-                               atol=1e-4, rtol=0)
-    config = tiny_config(hierarchical=["abs_m"], conditional_matching=1.0, feature_matching=1.0)
-    trainer = Trainer(system, data, config, tmp_path)
-    group, members = torch.tensor([0]), data.groups[0][:4]
-    summary = data.features[members][:, 1:]
-    basis = rank_basis(summary, regression.reference[0])
-    costs = {}
-    for name, extra in (("right", 0.0), ("steep", 2.0)):
-        e = basis @ torch.tensor([1.0, 2.0, 0.5]) + extra * (basis[:, 1] - basis[:, 1].mean())  # same group mean
-        f = torch.stack([e, summary[:, 0]], dim=1)
-        monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)
-        costs[name] = (trainer._conditional_matching(torch.zeros(4), group, summary)[0].item(),
-                       trainer._feature_matching(torch.zeros(4), group).item())
-    assert costs["right"][0] < 1e-8
-    residual = 2 * (basis[:, 1] - basis[:, 1].mean()) / data.target_std[0, 0]  # in units of e's spread
-    expected = ((residual * basis[:, 1]).mean() ** 2 + (residual * basis[:, 2]).mean() ** 2) / 3  # 1: zero
-    assert costs["steep"][0] == pytest.approx(expected.item(), rel=1e-4)
-    assert costs["steep"][1] == pytest.approx(costs["right"][1])
-    with pytest.raises(UserError, match="hierarchical"):
-        Trainer(system, data, tiny_config(conditional_matching=1.0), tmp_path)
-
-
-def test_conditional_spread_sees_a_wrong_scatter_about_the_right_curve(small_ising_file, tmp_path, monkeypatch):
-    """Training features e = 1 + 2 P1(u) + 0.3 noise: the target squared-residual moment against 1 is the
-    noise's share of e's variance. Generated as the whole training group, the spread term vanishes; with
-    the residuals doubled it is exactly mean((4 - 1) M)^2 over the basis moments M, while the mean term,
-    whose least-squares residuals have zero moments against the basis either way, stays at zero."""
-    system = get_system("ising")
-    data = synthetic_conditional_data(small_ising_file, [1.0, 2.0, 0.0], noise=0.3)
-    regression = conditional_regression(data, [1])
-    members = data.groups[0]
-    summary = data.features[members][:, 1:]
-    fit = rank_basis(summary, regression.reference[0]) @ regression.coef[0, :, 0]
-    residual = data.features[members, 0] - fit
-    share = residual.square().mean() / data.target_std[0, 0] ** 2
-    assert regression.squared_moments[0, 0, 0].item() == pytest.approx(share.item(), rel=1e-5)
-    assert 0.005 < share.item() < 0.05  # 0.09 / (4 + 0.09) for a large group
-    trainer = Trainer(system, data, tiny_config(hierarchical=["abs_m"], conditional_spread=1.0), tmp_path)
-    costs = {}
-    for name, factor in (("right", 1.0), ("wide", 2.0)):
-        f = torch.stack([fit + factor * residual, summary[:, 0]], dim=1)
-        monkeypatch.setattr(system.generative, "physics_features", lambda x, f=f: f)
-        costs[name] = [c.item() for c in trainer._conditional_matching(torch.zeros(len(f)), torch.tensor([0]),
-                                                                        summary)]
-    assert costs["right"][0] < 1e-8 and costs["wide"][0] < 1e-8
-    assert costs["right"][1] < 1e-8
-    expected = (3 * regression.squared_moments[0, :, 0]).square().mean()
-    assert costs["wide"][1] == pytest.approx(expected.item(), rel=1e-3)
-    with pytest.raises(UserError, match="hierarchical"):
-        Trainer(system, data, tiny_config(conditional_spread=1.0), tmp_path)
 
 
 def test_a_stopped_run_resumes_with_its_monte_carlo_and_checkpoint(tmp_path, capsys):
@@ -413,25 +299,16 @@ def test_anchors_give_the_networks_each_training_temperature_s_mean_features(sma
     trainer.train_step()  # the networks take the extra inputs
 
 
-def test_feature_weights_replace_the_systems_own_by_name():
-    """Weights are normalised to mean 1, so a feature's weight counts against the others; jets' spectrum
-    points share one feature's weight and the Les Houches angularity is off unless a preset asks."""
+def test_matching_weights_are_the_systems_own_normalised_to_mean_one():
+    """Ising weighs its two features equally; jets' spectrum points together weigh as much as the mass."""
     from physgan.gan.train import matching_weights
 
     ising, jets = get_system("ising"), get_system("jets")
-    torch.testing.assert_close(matching_weights(ising, tiny_config()), torch.ones(2))
-    torch.testing.assert_close(matching_weights(ising, tiny_config(feature_weights={"abs_m": 3.0})),
-                               torch.tensor([0.5, 1.5]))
-    names = jets.generative.FEATURE_NAMES
-    default, asked = (matching_weights(jets, tiny_config(feature_weights=w)) for w in ({}, {"lha": 1.0}))
-    assert default[names.index("lha")] == 0 and asked[names.index("lha")] == asked[names.index("mass")] > 0
+    torch.testing.assert_close(matching_weights(ising), torch.ones(2))
+    names, weights = jets.generative.FEATURE_NAMES, matching_weights(jets)
     spectrum = [i for i, name in enumerate(names) if name.startswith("pixels_above")]
-    torch.testing.assert_close(default[spectrum].sum(), default[names.index("mass")])
-    for weights, message in (({"m2": 1.0}, "'m2' is not one of the ising"),
-                             ({"e": -1.0}, "the weight of 'e' must be a number >= 0"),
-                             ({"e": "a"}, "the weight of 'e' must be"), ({"e": 0, "abs_m": 0}, "at least one feature")):
-        with pytest.raises(UserError, match=f"feature_weights: {message}"):
-            matching_weights(ising, tiny_config(feature_weights=weights))
+    torch.testing.assert_close(weights[spectrum].sum(), weights[names.index("mass")])
+    assert weights.mean().item() == pytest.approx(1.0)
 
 
 def test_hierarchical_summaries_must_be_physics_features():

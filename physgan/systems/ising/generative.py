@@ -9,20 +9,17 @@ Networks (choices and why):
   distribution is exactly translation invariant.
 - The remaining exact symmetries of the Boltzmann weight (global spin flip, the 8 lattice symmetries)
   are imposed on the output by a random group element per sample, so the generator cannot collapse
-  onto one sign of m below T_c (the failure reported in the literature, PHYSICS.md).
+  onto one sign of m below T_c (the failure reported in the literature: docs/physics.md, "Ising model").
 - Straight-through binarisation: the forward pass emits sign(tanh(.)) = +-1, as in the data, while the
   gradient flows through tanh. The critic therefore never sees soft spins it could exploit, and what is
   trained is exactly what is sampled.
 - Critic: circular convolutions without BatchNorm (it would couple samples and spoil the gradient
   penalty), global pooling, and an MLP head that also receives e, |m| and m^2 of the input and an
   embedding of T, so it can compare the thermodynamics of a lattice with its temperature directly.
-  Optionally (correlation_features) it also receives the spin correlation G(r) at r = 2, 4, ..., L/2
-  (or at the distances correlation_distances lists): its convolutions see only a few sites, so without
-  them mid-range order (domains) is visible to it only through m.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -50,7 +47,7 @@ class NetworkConfig:
     noise_channels: int = 2
     """channels of per-site Gaussian noise"""
     noise_scales: int = 0
-    """dilated generator: also feed the site noise smoothed (circularly) at widths 1, 2, 4, ... sites"""
+    """also feed the site noise smoothed (circularly) at widths 1, 2, 4, ... sites"""
     noise_gates: bool = False
     """multiply each noise input (the white noise and, with noise_scales, every smoothed copy) by a gain
     set by T, so the mixture of length scales reaching the lattice can change with temperature"""
@@ -62,34 +59,11 @@ class NetworkConfig:
     but the surrogate gradient can no longer grow the logits until tanh saturates"""
     embed_dim: int = 32
     """temperature embedding width"""
-    condition_frequencies: int = 0
-    """Fourier frequencies of the normalised temperature fed to the embeddings (0: T alone)"""
-    straight_through: bool = True
-    """emit +-1 spins in the forward pass (gradient through tanh)"""
     symmetrize: bool = True
     """apply a random global flip and lattice symmetry to every generated sample"""
-    correlation_features: bool = False
-    """show the critic's head G(r) at r = 2, 4, ..., L/2 besides e, |m| and m^2"""
-    correlation_distances: list[int] = field(default_factory=list)
-    """with correlation_features: the distances r (1 to L/2) at which G(r) is shown, instead of the
-    powers of two (e.g. [2, 3, 4, 5, 6, 8], where a generator's short-range correlations fall short)"""
     critic_projection: bool = False
     """add to the critic's score the projection <w(T), features> (Miyato and Koyama, arXiv:1802.05637),
     so that how each feature is scored depends on T directly, not only through the head's hidden layer"""
-    generator: str = "dilated"
-    """"dilated": dilated convolutions at full resolution; "pyramid": coarse to fine, 2x2 up to L x L,
-    with fresh noise at every scale"""
-
-    def __post_init__(self):
-        from physgan.errors import UserError
-
-        if self.generator not in ("dilated", "pyramid"):
-            raise UserError(f"network.generator must be 'dilated' or 'pyramid', not {self.generator!r}")
-        if self.correlation_distances and not self.correlation_features:
-            raise UserError("network.correlation_distances needs network.correlation_features = true")
-        for option in ("noise_scales", "noise_gates"):  # the pyramid draws its own noise at every scale
-            if getattr(self, option) and self.generator == "pyramid":
-                raise UserError(f"network.{option} applies to the dilated generator, not the pyramid")
 
 
 def spin_correlation(x: torch.Tensor, r: int) -> torch.Tensor:
@@ -100,21 +74,6 @@ def spin_correlation(x: torch.Tensor, r: int) -> torch.Tensor:
 def lattice_energy(x: torch.Tensor) -> torch.Tensor:
     """e = -(1/N) sum_i s_i (s_{i+x} + s_{i+y}) = -2 G(1) for x (B, 1, L, L) (soft spins allowed)."""
     return -2 * spin_correlation(x, 1)
-
-
-def correlation_distances(L: int, config: NetworkConfig) -> list[int]:
-    """The distances at which the critic is shown G(r): none without correlation_features, else those the
-    configuration lists or, by default, 2, 4, ..., L/2."""
-    from physgan.errors import UserError
-
-    if not config.correlation_features:
-        return []
-    if not config.correlation_distances:
-        return [2 ** k for k in range(1, max(1, L.bit_length() - 1))]
-    if not all(1 <= r <= L // 2 for r in config.correlation_distances):
-        raise UserError(f"network.correlation_distances must lie between 1 and L/2 = {L // 2}, "
-                        f"not {config.correlation_distances}")
-    return list(config.correlation_distances)
 
 
 def physics_features(x: torch.Tensor) -> torch.Tensor:
@@ -128,7 +87,7 @@ def multiscale_noise(field: torch.Tensor, n_scales: int) -> torch.Tensor:
 
     Why: near T_c the lattice needs fluctuations on every scale (domains), and a few convolutions of white
     noise average large regions down to almost nothing. Smoothing in Fourier space is a circular
-    convolution, so, unlike the pyramid's upsampling, it keeps the exact translation invariance.
+    convolution, so it keeps the exact translation invariance.
     """
     if n_scales == 0:
         return field
@@ -212,22 +171,20 @@ def output_spins(logits: torch.Tensor, latent: dict[str, torch.Tensor], config: 
         logits = logits - magnetisation_threshold(logits, latent["abs_m"])
     if config.scale_invariant:
         logits = logits / logits.square().mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
-    x = torch.tanh(logits)
-    if config.straight_through:
-        x = straight_through_sign(x)
+    x = straight_through_sign(torch.tanh(logits))
     if config.symmetrize:
         x = apply_symmetry(x, latent["symmetry"])
     return x
 
 
 class Generator(nn.Module):
-    """(latent, normalised condition (B, n_cond)) -> lattices (B, 1, L, L) in [-1, 1] (+-1 if straight_through)."""
+    """(latent, normalised condition (B, n_cond)) -> lattices (B, 1, L, L) of +-1 spins."""
 
     def __init__(self, L: int, n_cond: int, config: NetworkConfig):
         super().__init__()
         self.L, self.config = L, config
         c = config.channels
-        self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies)
+        self.embed = ConditionEmbedding(n_cond, config.embed_dim)
         noise_inputs = config.noise_channels * (1 + config.noise_scales)
         self.stem = nn.Conv2d(noise_inputs, c, 3, padding=1, padding_mode="circular")
         # log gains, zero at the start: every noise input passes unchanged until T says otherwise
@@ -262,64 +219,16 @@ class Generator(nn.Module):
         return output_spins(self.out(h), latent, self.config)
 
 
-class PyramidGenerator(nn.Module):
-    """Coarse to fine: a 2 x 2 lattice of features from the global latent and noise, then repeatedly
-    doubled in size (nearest neighbour), each time adding fresh Gaussian noise at the new scale and
-    refining with a FiLM-conditioned periodic block.
-
-    Why: near T_c the spin correlations fall off as a power of the distance, so fluctuations matter at
-    every scale. Independent noise injected at every scale of the pyramid is the generator's analogue of
-    the block-spin picture; a single global vector plus site noise instead tends to give a uniform bias
-    and short-range noise (too-bimodal m just above T_c). Upsampling breaks translation invariance down to
-    shifts by 2^k, which the random symmetry element at the output restores exactly in distribution.
-    """
-
-    def __init__(self, L: int, n_cond: int, config: NetworkConfig):
-        super().__init__()
-        if L < 2 or L & (L - 1):
-            from physgan.errors import UserError
-            raise UserError(f"the pyramid generator needs L a power of two, not {L}")
-        self.L, self.config = L, config
-        c = config.channels
-        self.sizes = [2 ** k for k in range(1, L.bit_length())]  # 2, 4, ..., L
-        self.embed = ConditionEmbedding(n_cond, config.embed_dim, config.condition_frequencies)
-        self.from_z = nn.Linear(config.z_dim, c)
-        self.from_noise = nn.ModuleList(nn.Conv2d(config.noise_channels, c, 1) for _ in self.sizes)
-        self.blocks = nn.ModuleList(PeriodicResBlock(c, config.embed_dim) for _ in self.sizes)
-        # extra full-resolution blocks set the short-range order (the energy)
-        self.fine = nn.ModuleList(PeriodicResBlock(c, config.embed_dim) for _ in range(max(0, config.blocks - 1)))
-        self.out = nn.Conv2d(c, 1, 1)
-
-    def latent(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        cfg = self.config
-        noise = {f"field{n}": torch.randn(batch, cfg.noise_channels, n, n, generator=generator) for n in self.sizes}
-        return {"z": torch.randn(batch, cfg.z_dim, generator=generator), **noise,
-                "symmetry": symmetry_codes(batch, generator)}
-
-    def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
-        device = cond.device
-        embedding = self.embed(cond)
-        h = self.from_z(latent["z"].to(device))[:, :, None, None]
-        for n, from_noise, block in zip(self.sizes, self.from_noise, self.blocks):
-            if h.shape[-1] < n:
-                h = torch.nn.functional.interpolate(h, scale_factor=n // h.shape[-1], mode="nearest")
-            h = block(h + from_noise(latent[f"field{n}"].to(device)), embedding)
-        for block in self.fine:
-            h = block(h, embedding)
-        return output_spins(self.out(h), latent, self.config)
-
-
 class Critic(nn.Module):
     """(lattices (B, 1, L, L), normalised condition (B, n_cond)) -> scores (B,)."""
 
     def __init__(self, L: int, n_cond: int, config: NetworkConfig):
         super().__init__()
         c, e = config.critic_channels, config.embed_dim
-        self.embed = ConditionEmbedding(n_cond, e, config.condition_frequencies)
+        self.embed = ConditionEmbedding(n_cond, e)
         self.stem = nn.Conv2d(1, c, 3, padding=1, padding_mode="circular")
         self.blocks = nn.ModuleList(PeriodicResBlock(c, e, d) for d in dilations(config.critic_blocks, L))
-        self.distances = correlation_distances(L, config)
-        n_features = 2 * c + 3 + len(self.distances)
+        n_features = 2 * c + 3
         self.head = mlp([n_features + e, 2 * c, 1], activation=lambda: nn.LeakyReLU(0.2))
         self.projection = nn.Linear(e, n_features, bias=False) if config.critic_projection else None
 
@@ -330,8 +239,7 @@ class Critic(nn.Module):
             h = block(h, embedding)
         pooled = torch.cat([h.mean(dim=(2, 3)), h.abs().mean(dim=(2, 3))], dim=1)
         m = x.mean(dim=(1, 2, 3))
-        physics = torch.stack([lattice_energy(x), m.abs(), m * m]
-                              + [spin_correlation(x, r) for r in self.distances], dim=1)
+        physics = torch.stack([lattice_energy(x), m.abs(), m * m], dim=1)
         features = torch.cat([pooled, physics], dim=1)
         score = self.head(torch.cat([features, embedding], dim=1)).squeeze(1)
         if self.projection is not None:
@@ -341,8 +249,7 @@ class Critic(nn.Module):
 
 def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[Generator, Critic]:
     L = shape[-1]
-    generator = PyramidGenerator if config.generator == "pyramid" else Generator
-    return generator(L, n_cond, config), Critic(L, n_cond, config)
+    return Generator(L, n_cond, config), Critic(L, n_cond, config)
 
 
 def training_tensors(samples) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from physgan.errors import UserError
+from physgan.hardware import torch_device
 from physgan.shards import shard_count, shard_seed
 from physgan.stats import integrated_autocorrelation_time
 from physgan.systems.ising.exact import critical_temperature
@@ -126,7 +127,7 @@ def simulate_temperature(T: float, n: int, config: IsingMCConfig, seed: np.rando
     rng = np.random.default_rng(move_seed)
     n_chains = min(config.chains, n) if n else 1
     chains = Chains.start(n_chains, config.L, kernel_seed, signs=rng.choice(np.array([-1, 1], np.int8), n_chains),
-                          device=resolve_device(config.device) if algorithm == "metropolis" else "cpu")
+                          device=torch_device(config.device).type if algorithm == "metropolis" else "cpu")
     sweep, clusters = _sweeper(chains, algorithm, beta, config.L)
     tau_m, tau_e, sweeps, converged = _equilibrate(chains, sweep, config)
     thin = max(1, math.ceil(config.thin_factor * max(tau_m[0], tau_e[0])))
@@ -140,16 +141,6 @@ def simulate_temperature(T: float, n: int, config: IsingMCConfig, seed: np.rando
                          tau_int_e=tau_e[0], tau_int_e_err=tau_e[1], thin=thin, thermalization_sweeps=sweeps,
                          tau_converged=converged, clusters_per_sweep=clusters)
     return run, spins
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
-    return device
 
 
 def _sweeper(chains, algorithm: str, beta: float, L: int):
@@ -200,7 +191,7 @@ def write_file(path, config: IsingMCConfig, shard: tuple[int, int] = (0, 1), *, 
     from physgan.systems.ising.kernels import compiled_kernels_available
 
     settings = {"seed_sequence": f"SeedSequence({config.seed}).spawn({shard[1]})[{shard[0]}]",
-                "metropolis_backend": "c" if compiled_kernels_available() and resolve_device(config.device) == "cpu" else "torch"}
+                "metropolis_backend": "c" if compiled_kernels_available() and torch_device(config.device).type == "cpu" else "torch"}
     prov = provenance(asdict(config), shard=f"{shard[0]}/{shard[1]}", generator=settings)
     runs = []
     with SampleWriter(path, system="ising", source="mc", provenance=prov, force=force) as writer, \

@@ -3,69 +3,40 @@
 Jet images are sparse (a W' jet lights ~40 of 625 pixels), positive, span four decades of intensity
 (a 150 GeV core next to 0.1 GeV soft pixels) and are not translation invariant: the preprocessing puts
 the leading subjet at the centre and the subleading one below it, so position carries physics.
-The choices, and why:
+The choices, and why (the runs behind them: docs/results/jets.md):
 
 - Intensity transform t = log(1 + I / 0.1 GeV) / 8 for training, inverted at sampling
   (I = 0.1 GeV x expm1(8 t)). In t a 150 GeV core is 0.91 and a 0.05 GeV soft pixel 0.05: neither the
   critic nor the generator is dominated by the hardest pixel, the soft pixels are visible to the critic,
   and the values are of order one, the scale Adam's steps and initial weights are made for; the inverse
-  is exact and non-negative. (Quick preset, one run each: with log(1 + I / 1 GeV) / 5 the classifier
-  test separated generated from Monte Carlo jets with AUC 0.990 instead of 0.909, but the EFP distance
-  FPD was lower: a trade-off, see README.)
+  is exact and non-negative.
 - Fully connected networks. Position carries physics, so every pixel needs its own weights: LAGAN
   (arXiv:1701.05927) used locally-connected layers for that reason; at 25 x 25 a dense layer is the
-  same idea taken to the whole image, and on a CPU it is ~10x faster per step than the convolutional
-  generator with coordinate channels and a locally connected output that was tried first (0.3 s vs
-  0.03 s per step) and that learnt no class dependence of the mass in 600 steps.
+  same idea taken to the whole image, and on a CPU it is much faster per step than a convolutional
+  generator with coordinate channels.
 - Generator: latent z -> residual MLP with FiLM by the condition (class, pT) at every layer -> per pixel
   a gate g_p and a log intensity l_p, and a log pT scale. The image is the scale times how the pT is
   shared among the lit pixels: weights w_p = [g_p > 0] exp(8 l_p), fractions w_p / sum w. Unlit pixels
   are exactly empty, as in the data; the gate is trained straight-through (sigmoid gradient), so which
   pixels light up and how bright they are are learnt separately, as the data's occupancy and its
-  five-decade pixel spectrum are separate facts. Pixels with less than 1e-4 of the jet's pT are switched
-  off (see Generator). Output biases start close to a jet (energy at the centre), and per-pixel biases
-  depend on the condition, so each class's typical occupancy (the W's second prong below the centre) is
-  learnt directly. (A single ReLU output per pixel, expm1(5 max(u, 0)), gave 1.5-3x the FPD
-  and AUC 0.999 in one run each with the 1 GeV transform.)
-- Critic: an MLP on the 625 values of t plus the jet mass, pT, girth, soft pixel count and pT_D of the image,
-  and the condition embedding: it can compare a jet's kinematics with the requested class and pT
-  directly. Optionally (spectrum_features = k) its head also sees the k brightest pixel values, sorted:
-  the jet's own pixel-intensity spectrum, which the dense layers see only pixel by pixel.
-  No normalisation layers (they would couple samples and spoil the gradient penalty).
-- Feature matching (the trainer's, per class and 10 GeV of pT) of the means and spreads of mass, pT,
-  girth, the soft pixel count and pT_D, of two points of the mass distribution, and of seven points of
-  the jet's pixel-intensity spectrum (see physics_features); the Les Houches angularity too where a run
-  asks for it (train.feature_weights = {lha = 1}).
+  five-decade pixel spectrum are separate facts. Output biases start close to a jet (energy at the
+  centre), and per-pixel biases depend on the condition, so each class's typical occupancy (the W's
+  second prong below the centre) is learnt directly.
+- Critic: an MLP on the 625 values of t (and, with critic_occupancy, each pixel's soft occupancy) plus
+  the jet mass, pT, girth, soft pixel count and pT_D of the image, and the condition embedding: it can
+  compare a jet's kinematics with the requested class and pT directly. No normalisation layers (they
+  would couple samples and spoil the gradient penalty).
+- Feature matching (the trainer's, per class and 10 GeV of pT) of the means and spreads of the physics
+  features (physics_features).
 - Optionally (occupancy_smoothness) a prior on the generator: each condition group's map of how often
   each pixel is lit should be smooth, as the Monte Carlo's is (see occupancy_curvature).
-- Optionally (train.hierarchical = ["mass"] or ["mass", "girth"]; the full preset uses both)
-  hierarchical generation, as for Ising: each jet's mass is drawn first from the training jets' mass
-  quantiles of its class, interpolated along the pT between the condition groups, and its girth from the
-  girth quantiles within the mass's rank bin; the networks see them as extra conditions, and the
-  trainer's summary matching holds each generated jet to what it was asked for. Why: in the full preset
-  the mass W1 stayed at 4-5 x its floor through every change of networks and matching; drawn from the
-  Monte Carlo's own quantiles, the mass distribution is right by construction, and what the generator
-  must learn, the image given class, pT and mass, is narrower. With the mass alone the generator made the
-  mass partly from spread-out soft pixels (delta R too small); girth, the pT-weighted distance from the
-  leading subjet, pins how far out the pT sits. Full preset, one run each (README, "Full preset:
-  hierarchical mass and girth"): with critic_occupancy and occupancy_smoothness = 3, girth took tau_21
-  from 4.3 / 3.2 to 2.3 / 1.8 x floor (W' / QCD), the W' delta R from 4.6 to 3.3 and the AUC from 0.982
-  to 0.966, the mass staying within 2 x floor.
-- Optionally (stochastic_gates) each pixel is lit by its own random draw, probability sigmoid(gate);
-  tried against clustered soft pixels, worse in one full run, off by default (see Generator.latent).
-- Optionally (calorimeter_lattice) the generated pixels are lit through a calorimeter lattice drawn per
-  jet, as the Monte Carlo's are (see lattice_multiplicity): each Monte Carlo pixel holds the cells of a
-  rotated 0.1 x 0.0997 lattice that land in it, so some pixels of a dense region stay empty and some hold
-  two cells. That structure is visible: 3000 Monte Carlo jets imaged as they are and with each cell's pT
-  moved to a uniform point within its cell were told apart by the classifier test's network with AUC
-  0.667 +- 0.022 (disjoint halves; the null 0.524; scripts/lattice_visibility.py). Quick preset, three
-  training seeds each on one Monte Carlo, it made the AUC worse (README, "The calorimeter lattice in the
-  Monte Carlo's images"), so it is off by default.
-- Optionally (critic_conv = c) the critic gains a convolutional branch like the classifier test's network,
-  so that local patterns of lit pixels are one filter, not one set of weights per position; and
-  (generator = "particles") a generator that places particles and pixelates them
-  (particle_generator.py). Quick preset, one run each on one Monte Carlo: the convolutional branch
-  left the AUC where it was (0.749 against 0.751), the particles made it worse (0.957).
+- Optionally (train.hierarchical = ["mass"] or ["mass", "girth"]) hierarchical generation, as for Ising:
+  each jet's mass is drawn first from the training jets' mass quantiles of its class, interpolated along
+  the pT between the condition groups, and its girth from the girth quantiles within the mass's rank bin;
+  the networks see them as extra conditions, and the trainer's summary matching holds each generated jet
+  to what it was asked for. Drawn from the Monte Carlo's own quantiles, the mass distribution is right by
+  construction, and what the generator must learn, the image given class, pT and mass, is narrower;
+  girth, the pT-weighted distance from the leading subjet, pins how far out the pT sits.
 - No symmetry augmentation: the preprocessing has already fixed translation, rotation and reflection,
   so no exact symmetry of the images is left to use.
 """
@@ -79,18 +50,15 @@ import torch
 from torch import nn
 
 from physgan.gan.nets import ConditionEmbedding, FiLM, mlp
-from physgan.systems.jets.detector import ETA_WIDTH, PHI_WIDTH
-from physgan.systems.jets.images import HALF_WIDTH, PIXEL_WIDTH, PIXELS, pixel_centres
+from physgan.systems.jets.images import PIXELS, pixel_centres
 
 # matched per condition group and monitored during training
 SPECTRUM_GEV = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # points of the pixel-intensity spectrum that are matched
-FEATURE_NAMES = ("mass", "pt", "girth", "pixels", "pt_d", "mass_above_60", "mass_above_90", "lha", "lit_pairs",
+FEATURE_NAMES = ("mass", "pt", "girth", "pixels", "pt_d", "mass_above_60", "mass_above_90",
                  *(f"pixels_above_{c:g}" for c in SPECTRUM_GEV))
 # the spectrum's points count as one feature together in the matching: with equal weights they halved the
-# weight of the mass, and a tiny model's class no longer moved its mass enough. The Les Houches angularity
-# and the lit-neighbour pairs are monitored but not matched unless a preset asks (train.feature_weights)
-FEATURE_WEIGHTS = ((1.0,) * FEATURE_NAMES.index("lha") + (0.0, 0.0)
-                   + (1.0 / len(SPECTRUM_GEV),) * len(SPECTRUM_GEV))
+# weight of the mass, and a tiny model's class no longer moved its mass enough
+FEATURE_WEIGHTS = (1.0,) * (len(FEATURE_NAMES) - len(SPECTRUM_GEV)) + (1.0 / len(SPECTRUM_GEV),) * len(SPECTRUM_GEV)
 CRITIC_FEATURES = 5  # the critic's head sees the first five (the mass steps only shape the matching)
 INTENSITY_SCALE = 0.1  # GeV
 T_SCALE = 8.0  # t = log1p(I / INTENSITY_SCALE) / T_SCALE: a 150 GeV core is t = 0.91, a 0.05 GeV pixel 0.05
@@ -102,8 +70,6 @@ CATEGORY_CONDITION = 0
 SOFT_PIXEL_GEV = 0.1  # scale of the soft pixel count
 OCCUPANCY_GEV = 0.05  # scale of the critic's occupancy view (critic_occupancy)
 MIN_FRACTION = 1e-4  # generated pixels with less of the jet's pT are set to zero (Monte Carlo: 1 % of pixels)
-LATTICE_CELLS = 18  # calorimeter_lattice: cells -18..18 from the axis cover the image at any rotation
-LATTICE_OFFSET = 0.25  # cell widths: the largest offset drawn of the cell nearest the leading subjet axis
 BIAS_GAIN = 10.0  # output biases are stored divided by this: Adam moves them this much faster
 
 
@@ -121,8 +87,6 @@ class NetworkConfig:
     """latent dimension"""
     embed_dim: int = 32
     """condition embedding width"""
-    spectrum_features: int = 0
-    """show the critic's head the jet's k brightest pixel values t, sorted (0: off)"""
     critic_occupancy: bool = False
     """also give the critic's body each pixel's soft occupancy 1 - exp(-I / 0.05 GeV): about 1 for any lit
     pixel, whose t may be as small as 0.03, so which pixels are lit is as visible to it as how bright
@@ -130,25 +94,6 @@ class NetworkConfig:
     occupancy_smoothness: float = 0.0
     """weight of a prior that each condition group's map of how often each pixel is lit be smooth: the
     generator's loss gains this times the map's mean squared curvature (0: off; see occupancy_curvature)"""
-    stochastic_gates: bool = False
-    """light each pixel by its own random draw, with probability sigmoid(gate logit), instead of where the
-    logit is positive: the latent gains logistic noise per pixel (see Generator.latent)"""
-    calorimeter_lattice: bool = False
-    """light pixels through a calorimeter lattice as the Monte Carlo's images are made: each jet draws a
-    cell lattice (0.1 x 0.0997, a random rotation and offset) and each pixel carries its generated pT
-    times the number of cell centres that land in it (0, 1 or 2; see lattice_multiplicity)"""
-    critic_conv: int = 0
-    """channels of a convolutional branch of the critic (two 3 x 3 stride-2 convolutions, as in the
-    classifier test's network, on t and, with critic_occupancy, the occupancy; 0: off)"""
-    generator: str = "pixels"
-    """"pixels": a gate and an intensity per pixel (Generator); "particles": particle slots placed in the
-    image and pixelated (particle_generator.ParticleGenerator)"""
-    particles: int = 48
-    """particle slots of the "particles" generator (Monte Carlo jets light about 22 pixels)"""
-    particle_channels: int = 128
-    """width of the "particles" generator's per-slot layers"""
-    particle_noise: int = 4
-    """noise dimensions of each particle slot"""
 
 
 @functools.lru_cache(maxsize=None)
@@ -170,36 +115,19 @@ def to_intensity(t: torch.Tensor) -> torch.Tensor:
 
 
 def physics_features(t: torch.Tensor) -> torch.Tensor:
-    """(B, 16): jet mass and pT in GeV, girth sum(I r)/sum(I), a soft count of the lit pixels,
-    sum(o) with o = 1 - exp(-I / 0.1 GeV), pT_D = sqrt(sum I^2)/sum(I), smooth steps
-    sigmoid((m - 60 GeV) / 3 GeV) and sigmoid((m - 90 GeV) / 3 GeV), the Les Houches angularity
-    sum(I sqrt(r))/sum(I), the soft count of lit-neighbour pairs sum over touching pixels (the eight
-    around each) of o_p o_q, and for each c of
-    SPECTRUM_GEV the number of pixels brighter than c, sum sigmoid(log(I / c) / 0.3), of images t
-    (B, 1, 25, 25); differentiable.
+    """(B, 14) of images t (B, 1, 25, 25), differentiable, in the order of FEATURE_NAMES: jet mass and pT
+    in GeV; girth sum(I r)/sum(I); a soft count of the lit pixels, sum(o) with o = 1 - exp(-I / 0.1 GeV);
+    pT_D = sqrt(sum I^2)/sum(I); smooth steps sigmoid((m - 60 GeV) / 3 GeV) and sigmoid((m - 90 GeV) / 3 GeV);
+    and for each c of SPECTRUM_GEV the number of pixels brighter than c, sum sigmoid(log(I / c) / 0.3).
 
-    Each pixel is a massless particle at its centre, as in observables.image_mass; girth (the pT-weighted
-    mean distance from the leading subjet) measures how spread out the jet is; the soft count tracks the
-    number of non-empty pixels without counting negligible ones fully; pT_D (CMS, arXiv:1209.2421) how
-    concentrated the pT is in few pixels: two clean prongs (a W) score high, a smeared prong low.
-    Matching pT_D per class took the W' tau_21 W1/floor from 9.2 to 1.9 in the quick preset (one run each).
-    The mass steps' group means are two points of the mass distribution function (the fractions above 60
-    and 90 GeV, around the W peak): matching them as well as the mean and spread took the W' mass W1/floor
-    from 2.4-2.7 to 1.9 and its median from 4.4-5.3 GeV low to 2.5 GeV low (one run each).
-    The spectrum points (0.01 GeV: every lit pixel) pin the pixel-intensity spectrum, which the soft count
-    alone left too soft: in the full preset the generator lit 4-5 pixels below 0.1 GeV per jet, where the
-    Monte Carlo has about one, and that count alone told generated from Monte Carlo jets with AUC 0.93.
-    The Les Houches angularity (lambda^1_0.5, Gras et al., arXiv:1704.03878; r in units of the jet radius
-    R = 1) weights small distances more than girth does: for two prongs, z2 sqrt(delta R) against girth's
-    z2 delta R, so with the mass and girth fixed it tells two prongs at the right distance from closer
-    prongs plus spread-out soft pixels (generated W' subjets were 2 % too close with mass and girth right;
-    matching it, one full run: README, "Full preset: seed repeat, 60k steps, matching the Les Houches
-    angularity").
-    The lit-neighbour pairs say how clustered the lit pixels are: each particle lands whole in one pixel,
-    so Monte Carlo jets have scattered soft particles, and an image classifier told generated from Monte
-    Carlo jets by which pixels are lit alone (AUC 0.966, full preset with lha): generated jets had 15-17 %
-    more pairs per jet at the right number of lit pixels (README, "Full preset: which pixels are lit,
-    pixel by pixel").
+    Each pixel is a massless particle at its centre, as in observables.image_mass. Why these:
+    girth (the pT-weighted mean distance from the leading subjet) measures how spread out the jet is; the
+    soft count tracks the number of non-empty pixels without counting negligible ones fully; pT_D (CMS,
+    arXiv:1209.2421) how concentrated the pT is in few pixels: two clean prongs (a W) score high, a smeared
+    prong low. The mass steps' group means are two points of the mass distribution function (the fractions
+    above 60 and 90 GeV, around the W peak), which the mean and spread alone leave free. The spectrum points
+    (0.01 GeV: every lit pixel) pin the pixel-intensity spectrum, which the soft count alone leaves too
+    soft. What matching each of them did: docs/results/jets.md.
     """
     coords = _coordinates().to(t.device)
     x, y, r = coords[0], coords[1], coords[2]
@@ -209,22 +137,13 @@ def physics_features(t: torch.Tensor) -> torch.Tensor:
     e, pz, px, py = total(torch.cosh(x)), total(torch.sinh(x)), total(torch.cos(y)), total(torch.sin(y))
     pt = torch.sqrt(px**2 + py**2 + 1e-6)
     mass = torch.sqrt((e**2 - px**2 - py**2 - pz**2).clamp_min(0) + 1e-6)
-    girth, lha = total(r) / scalar_sum, total(torch.sqrt(r)) / scalar_sum
-    lit = 1 - torch.exp(-intensity / SOFT_PIXEL_GEV)
-    pixels = lit.sum(dim=(1, 2))
-    pairs = (lit * _neighbour_sum(lit)).sum(dim=(1, 2)) / 2  # each pair is seen from both of its pixels
+    girth = total(r) / scalar_sum
+    pixels = (1 - torch.exp(-intensity / SOFT_PIXEL_GEV)).sum(dim=(1, 2))
     pt_d = torch.sqrt((intensity**2).sum(dim=(1, 2)) + 1e-6) / scalar_sum
     above = lambda cut: torch.sigmoid((mass - cut) / 3.0)  # smooth steps: points of the mass CDF
     log_i = torch.log(intensity + 1e-6)
     brighter = [torch.sigmoid((log_i - np.log(c)) / 0.3).sum(dim=(1, 2)) for c in SPECTRUM_GEV]
-    return torch.stack([mass, pt, girth, pixels, pt_d, above(60.0), above(90.0), lha, pairs, *brighter], dim=1)
-
-
-def _neighbour_sum(lit: torch.Tensor) -> torch.Tensor:
-    """(B, 25, 25): at each pixel the sum of `lit` over the eight pixels around it (zero beyond the edge)."""
-    kernel = torch.ones(1, 1, 3, 3, dtype=lit.dtype, device=lit.device)
-    kernel[0, 0, 1, 1] = 0
-    return nn.functional.conv2d(lit[:, None], kernel, padding=1)[:, 0]
+    return torch.stack([mass, pt, girth, pixels, pt_d, above(60.0), above(90.0), *brighter], dim=1)
 
 
 def symmetry_codes(batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -244,71 +163,15 @@ def hard_gate(g: torch.Tensor) -> torch.Tensor:
     return soft + ((g > 0).float() - soft).detach()
 
 
-def jet_context(net: nn.Module, latent: dict[str, torch.Tensor], cond: torch.Tensor):
-    """(h, e): the residual FiLM MLP of a generator (its embed, inp, layers, films, act) on latent z, and
-    the condition embedding; shared by the pixel and the particle generators."""
-    e = net.embed(cond)
-    h = net.films[0](net.inp(latent["z"].to(cond.device)), e)
-    for layer, film in zip(net.layers, net.films[1:]):
-        h = h + film(layer(net.act(h)), e)
-    return h, e
-
-
-def share_out(gate: torch.Tensor, log_weight: torch.Tensor, log_scale: torch.Tensor,
-              multiplicity: torch.Tensor | None = None) -> torch.Tensor:
-    """The pT (GeV) of each of the jet's parts (pixels or particles; gate and log_weight (B, n)): the jet's
-    pT scale exp(log_scale) (B, 1) shared in proportion to w = [gate > 0] exp(8 log_weight), times the
-    parts' multiplicity (B, n) where given (calorimeter cells per pixel, see lattice_multiplicity).
-    Parts with less than MIN_FRACTION of the jet's pT are switched off (forward only): without this,
-    hundreds of pixels carry 1e-3 GeV each, invisible to the critic in t but counted as non-empty."""
+def share_out(gate: torch.Tensor, log_weight: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """The pT (GeV) of each pixel (gate and log_weight (B, 625)): the jet's pT scale exp(log_scale) (B, 1)
+    shared in proportion to w = [gate > 0] exp(8 log_weight). Pixels with less than MIN_FRACTION of the
+    jet's pT are switched off (forward only): without this, hundreds of pixels carry 1e-3 GeV each,
+    invisible to the critic in t but counted as non-empty."""
     weights = hard_gate(gate) * torch.exp(T_SCALE * log_weight.clamp(max=MAX_T))
-    if multiplicity is not None:
-        weights = weights * multiplicity
     fractions = weights / (weights.sum(1, keepdim=True) + 1e-6)
     fractions = fractions + (torch.where(fractions < MIN_FRACTION, 0.0, fractions) - fractions).detach()
     return torch.exp(log_scale) * fractions
-
-
-@functools.lru_cache(maxsize=None)
-def _cell_indices() -> tuple[torch.Tensor, torch.Tensor]:
-    """(1, cells) each: the integer (eta, phi) indices -LATTICE_CELLS..LATTICE_CELLS of the lattice's cells,
-    built once (lattice_multiplicity runs at every generator step); callers must not modify them."""
-    n = torch.arange(-LATTICE_CELLS, LATTICE_CELLS + 1.0)
-    i, j = torch.meshgrid(n, n, indexing="ij")
-    return i.flatten()[None], j.flatten()[None]
-
-
-def draw_lattice(batch: int, generator: torch.Generator) -> torch.Tensor:
-    """(batch, 3): per jet a calorimeter lattice's rotation (uniform) and offset of the cell nearest the
-    leading subjet axis from it, in cell widths, uniform within +-LATTICE_OFFSET (see lattice_multiplicity)."""
-    u = torch.rand(batch, 3, generator=generator)
-    return torch.stack([2 * np.pi * u[:, 0], LATTICE_OFFSET * (2 * u[:, 1] - 1), LATTICE_OFFSET * (2 * u[:, 2] - 1)], 1)
-
-
-def lattice_multiplicity(lattice: torch.Tensor) -> torch.Tensor:
-    """(B, 625): how many cell centres of each jet's calorimeter lattice land in each pixel.
-
-    Why: a Monte Carlo image is a lattice of calorimeter cells (detector.py), each a massless particle at
-    its cell's centre, translated to the leading subjet, rotated to put the subleading one below it and
-    pixelated (images.py). A rotated lattice of pixel-sized cells does not map one to one onto the pixels:
-    at 45 degrees 17 % of the pixels under a uniformly lit disk get no cell and as many get two, and the
-    lit pixels of every Monte Carlo jet follow that jet's lattice. A generator of pixels has no such
-    lattice; this one lights its pixels through one. lattice (B, 3) = rotation angle and offset (x, y) of
-    the cell nearest the axis, in cell widths (draw_lattice): the Monte Carlo's axes lie near their hardest
-    cell (median |offset| per coordinate 0.10-0.26 cell widths in four small samples, 126 jets in all; a
-    uniform offset would give 0.25), and the lattice is the same for a mirror image.
-    """
-    i, j = (c.to(lattice.device) for c in _cell_indices())
-    angle, ox, oy = (lattice[:, k:k + 1].float() for k in range(3))
-    cx, cy = (i + ox) * ETA_WIDTH, (j + oy) * PHI_WIDTH
-    x, y = cx * torch.cos(angle) - cy * torch.sin(angle), cx * torch.sin(angle) + cy * torch.cos(angle)
-    col = torch.floor((x + HALF_WIDTH) / PIXEL_WIDTH).long()
-    row = torch.floor((HALF_WIDTH - y) / PIXEL_WIDTH).long()
-    inside = (col >= 0) & (col < PIXELS) & (row >= 0) & (row < PIXELS)
-    cell = torch.where(inside, row * PIXELS + col, PIXELS * PIXELS)  # outside: a spill-over slot
-    counts = torch.zeros(len(lattice), PIXELS * PIXELS + 1, device=lattice.device)
-    counts.scatter_add_(1, cell, torch.ones_like(x))
-    return counts[:, :-1]
 
 
 class Generator(nn.Module):
@@ -340,30 +203,18 @@ class Generator(nn.Module):
         self._gate = None  # the last forward pass's gate logits, kept only for prior_loss
 
     def latent(self, batch: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """z, and with stochastic_gates a logistic draw per pixel added to its gate logit: [g + n > 0] is
-        a Bernoulli draw of probability sigmoid(g). Why: an image classifier told generated from Monte
-        Carlo jets by which pixels are lit (AUC 0.966 on occupancy alone, full preset with LHA): Monte Carlo
-        soft particles land in pixels independently, and 22 % of its soft pixels (W') have no lit
-        neighbour, but 32 latent dimensions gave one smooth pattern per jet (11 % isolated). Tried on the
-        full preset, it made tau_21, delta R and the AUC worse (README, "Full preset: which pixels are lit,
-        pixel by pixel"), so it is off by default."""
-        z = {"z": torch.randn(batch, self.config.z_dim, generator=generator)}
-        if self.config.stochastic_gates:
-            u = torch.rand(batch, PIXELS * PIXELS, generator=generator).clamp(1e-6, 1 - 1e-6)
-            z["gate_noise"] = torch.log(u) - torch.log1p(-u)
-        if self.config.calorimeter_lattice:
-            z["lattice"] = draw_lattice(batch, generator)
-        return z
+        """z: the latent vector (B, z_dim)."""
+        return {"z": torch.randn(batch, self.config.z_dim, generator=generator)}
 
     def forward(self, latent: dict[str, torch.Tensor], cond: torch.Tensor) -> torch.Tensor:
-        h, e = jet_context(self, latent, cond)
+        e = self.embed(cond)
+        h = self.films[0](self.inp(latent["z"].to(cond.device)), e)
+        for layer, film in zip(self.layers, self.films[1:]):
+            h = h + film(layer(self.act(h)), e)
         u = nn.functional.pad(self.out(self.act(h)), (0, 1)) + BIAS_GAIN * (self.bias + self.condition_bias(e))
         gate, log_intensity = u[:, :PIXELS * PIXELS], u[:, PIXELS * PIXELS:-1]
-        if "gate_noise" in latent:  # the occupancy prior then sees the drawn logits, whose group
-            gate = gate + latent["gate_noise"].to(cond.device)  # mean / spread is still about the occupancy probit
         self._gate = gate if self.config.occupancy_smoothness > 0 else None
-        multiplicity = lattice_multiplicity(latent["lattice"].to(cond.device)) if "lattice" in latent else None
-        intensity = share_out(gate, log_intensity, u[:, -1:], multiplicity)
+        intensity = share_out(gate, log_intensity, u[:, -1:])
         return to_float(intensity).view(-1, 1, PIXELS, PIXELS)
 
     def prior_loss(self, group_size: int) -> torch.Tensor | float:
@@ -415,44 +266,24 @@ class Critic(nn.Module):
         act = lambda: nn.LeakyReLU(0.2)
         self.occupancy = config.critic_occupancy
         self.body = mlp([(2 if self.occupancy else 1) * PIXELS * PIXELS, 2 * w, w], activation=act)
-        self.spectrum = config.spectrum_features
-        c, views = config.critic_conv, 2 if self.occupancy else 1
-        # local patterns (an isolated soft pixel, a pair of lit neighbours) are one filter each for a
-        # convolution and had to be learnt position by position by the dense body
-        self.conv = nn.Sequential(nn.Conv2d(views, c, 3, stride=2, padding=1), act(),
-                                  nn.Conv2d(c, 2 * c, 3, stride=2, padding=1), act(), nn.Flatten(),
-                                  nn.Linear(2 * c * 7 * 7, w), act()) if c else None
-        self.head = mlp([w * (2 if c else 1) + CRITIC_FEATURES + self.spectrum + e, w, 1], activation=act)
+        self.head = mlp([w + CRITIC_FEATURES + e, w, 1], activation=act)
 
     def forward(self, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         seen = t.flatten(1)
         if self.occupancy:
             seen = torch.cat([seen, 1 - torch.exp(-to_intensity(seen) / OCCUPANCY_GEV)], 1)
         h = nn.functional.leaky_relu(self.body(seen), 0.2)
-        if self.conv is not None:
-            h = torch.cat([h, self.conv(seen.view(len(t), -1, PIXELS, PIXELS))], 1)
         mass, pt, girth, pixels, pt_d, *_ = physics_features(t).unbind(1)
         physics = torch.stack([mass / 100, pt / 300, 5 * girth, pixels / 20, pt_d], 1)  # O(1) inputs
-        # the jet's own pixel spectrum, wherever the pixels are (sorting passes gradients to each pixel)
-        spectrum = torch.topk(t.flatten(1), self.spectrum, dim=1).values
-        return self.head(torch.cat([h, physics, spectrum, self.embed(cond)], 1)).squeeze(1)
+        return self.head(torch.cat([h, physics, self.embed(cond)], 1)).squeeze(1)
 
 
-def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[nn.Module, Critic]:
+def make_networks(shape: tuple[int, ...], n_cond: int, config: NetworkConfig) -> tuple[Generator, Critic]:
     from physgan.errors import UserError
 
     if tuple(shape) != (1, PIXELS, PIXELS):
         raise UserError(f"jet images must be {PIXELS} x {PIXELS}, got {tuple(shape[1:])}")
-    if config.generator == "pixels":
-        return Generator(n_cond, config), Critic(n_cond, config)
-    if config.generator != "particles":
-        raise UserError(f"train.network.generator = {config.generator!r}: choose \"pixels\" or \"particles\"")
-    if config.occupancy_smoothness > 0 or config.stochastic_gates or config.calorimeter_lattice:
-        raise UserError("the particles generator has no pixel gates: set train.network.occupancy_smoothness = 0, "
-                        "stochastic_gates = false and calorimeter_lattice = false")
-    from physgan.systems.jets.particle_generator import ParticleGenerator
-
-    return ParticleGenerator(n_cond, config), Critic(n_cond, config)
+    return Generator(n_cond, config), Critic(n_cond, config)
 
 
 def training_tensors(samples) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from physgan.errors import UserError
-from physgan.gan.train import normalise
+from physgan.gan.conditioning import normalise
 from physgan.systems.ising import generative
 from physgan.systems.ising.observables import energy_per_site, magnetization
 from tests.conftest import random_spins
@@ -39,13 +39,11 @@ def test_torch_features_agree_with_the_numpy_observables():
     np.testing.assert_allclose(features[:, 1], np.abs(magnetization(spins)), atol=1e-6)
 
 
-@pytest.mark.parametrize("frequencies, kind, scales, gates",
-                         [(0, "dilated", 0, False), (3, "dilated", 2, True), (0, "pyramid", 0, False)])
-def test_generator_emits_spins_and_depends_on_temperature(frequencies, kind, scales, gates):
+@pytest.mark.parametrize("scales, gates", [(0, False), (2, True)])
+def test_generator_emits_spins_and_depends_on_temperature(scales, gates):
     torch.manual_seed(0)
     config = generative.NetworkConfig(channels=8, blocks=2, critic_channels=8, critic_blocks=1,
-                                      condition_frequencies=frequencies, generator=kind, noise_scales=scales,
-                                      noise_gates=gates)
+                                      noise_scales=scales, noise_gates=gates)
     G, D = generative.make_networks((1, 8, 8), 1, config)
     for p in G.parameters():  # FiLM starts as the identity; perturb so conditioning has an effect
         torch.nn.init.normal_(p, std=0.3)
@@ -64,22 +62,6 @@ def test_conditions_are_normalised_to_the_training_range():
                                torch.tensor([[-1.0], [0.0], [1.0]]))
 
 
-def test_pyramid_generator_draws_noise_at_every_scale_and_needs_a_power_of_two():
-    config = generative.NetworkConfig(channels=8, blocks=1, generator="pyramid")
-    G, _ = generative.make_networks((1, 16, 16), 1, config)
-    latent = G.latent(4, torch.Generator().manual_seed(0))
-    assert [latent[f"field{n}"].shape[-1] for n in (2, 4, 8, 16)] == [2, 4, 8, 16]
-    assert G(latent, torch.zeros(4, 1)).shape == (4, 1, 16, 16)
-    with pytest.raises(UserError, match="power of two"):
-        generative.make_networks((1, 12, 12), 1, config)
-    with pytest.raises(UserError, match="network.generator"):
-        generative.NetworkConfig(generator="unet")
-    with pytest.raises(UserError, match="network.noise_scales"):
-        generative.NetworkConfig(generator="pyramid", noise_scales=2)
-    with pytest.raises(UserError, match="network.noise_gates"):
-        generative.NetworkConfig(generator="pyramid", noise_gates=True)
-
-
 def test_multiscale_noise_has_unit_variance_gaussian_correlations_and_commutes_with_shifts():
     field = torch.randn(64, 1, 64, 64, generator=torch.Generator().manual_seed(0))
     noise = generative.multiscale_noise(field, 3)
@@ -94,7 +76,7 @@ def test_multiscale_noise_has_unit_variance_gaussian_correlations_and_commutes_w
     torch.testing.assert_close(shifted, torch.roll(noise, (3, 5), dims=(-2, -1)))
 
 
-def test_spin_correlation_closed_forms_and_critic_with_correlation_features():
+def test_spin_correlation_closed_forms_and_the_projection_critic():
     L = 8
     checkerboard = torch.tensor((np.indices((L, L)).sum(0) % 2) * 2 - 1, dtype=torch.float32)[None, None]
     stripes = torch.tensor(np.where(np.arange(L) < L // 2, 1, -1), dtype=torch.float32).expand(L, L)[None, None]
@@ -103,19 +85,9 @@ def test_spin_correlation_closed_forms_and_critic_with_correlation_features():
         # stripes of width L/2 along x: G_x(r) = 1 - 4r/L for r <= L/2, G_y(r) = 1
         assert generative.spin_correlation(stripes, r).item() == pytest.approx((1 + 1 - 4 * r / L) / 2)
     config = generative.NetworkConfig(channels=8, blocks=1, critic_channels=8, critic_blocks=1,
-                                      correlation_features=True, critic_projection=True)
-    assert generative.correlation_distances(16, config) == [2, 4, 8]
+                                      critic_projection=True)
     _, D = generative.make_networks((1, L, L), 1, config)
     assert D(torch.cat([checkerboard, stripes]), torch.zeros(2, 1)).shape == (2,)
-    config.correlation_distances = [2, 3, 4]
-    _, D = generative.make_networks((1, L, L), 1, config)
-    assert D.distances == [2, 3, 4] and D(checkerboard, torch.zeros(1, 1)).shape == (1,)
-    config.correlation_distances = [5]
-    with pytest.raises(UserError, match="between 1 and L/2 = 4"):
-        generative.make_networks((1, L, L), 1, config)
-    assert generative.correlation_distances(16, generative.NetworkConfig()) == []
-    with pytest.raises(UserError, match="needs network.correlation_features"):
-        generative.NetworkConfig(correlation_distances=[2, 3])
 
 
 @pytest.mark.parametrize("abs_m", [0.0, 2 / 64, 0.5, 1.0])
