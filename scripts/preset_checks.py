@@ -5,7 +5,7 @@
 Runs physgan's validation (classifier AUC, FPD, W1 per class and pT bin) into REPORT_DIR, then the preset's
 per-class checks (W1 / floor with all pT pooled, the W' mass median, AUC, FPD). Used to calibrate the
 targets: a second Monte Carlo seed, another Pythia tune or a shower-scale variation judged like a generator
-(README, "How strict the full preset's checks are").
+(docs/results/jets.md, "How strict the full preset's checks are").
 """
 import argparse
 import sys

@@ -10,7 +10,7 @@ With anchors (TrainConfig.condition_anchors) the networks also see, after the ra
 mean of each named physics feature at the condition (Ising: <e>(T), <|m|>(T)), interpolated linearly
 between training conditions and normalised the same way. Why: near T_c these means change several times
 faster with T than elsewhere, and a network fed T alone, shared across temperatures, smooths that
-steepness away (README, "Ising GAN results"); in the anchors' coordinates the steep part is linear.
+steepness away (docs/results/ising.md); in the anchors' coordinates the steep part is linear.
 """
 from __future__ import annotations
 

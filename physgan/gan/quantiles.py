@@ -3,7 +3,7 @@ generation: draw the summaries (Ising: |m|, then e) from this model, then the sa
 conditioned on the condition and the summaries.
 
 Why: where a distribution changes steeply with the condition, as the Ising magnetisation does near T_c,
-a convolutional generator shared across conditions does not follow it (README, "Ising GAN results"). The
+a convolutional generator shared across conditions does not follow it (docs/results/ising.md). The
 steep part is taken out of the generator: what it must then learn, p(sample | condition, summary), changes
 smoothly with the condition.
 

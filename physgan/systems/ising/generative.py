@@ -142,7 +142,7 @@ def magnetisation_threshold(logits: torch.Tensor, abs_m: torch.Tensor) -> torch.
     The level keeps its gradient (that of the two logits it lies between). Why: logits - level is then
     unchanged by a uniform shift of the logits, in the backward pass as in the forward one. Held constant,
     it let the gradient ask for changes that the threshold undoes, and hierarchical runs ran away to
-    ordered lattices (README, "Ising GAN results")."""
+    ordered lattices (docs/results/ising.md)."""
     flat = logits.flatten(1)
     n = flat.shape[1]
     below = ((1 - abs_m.to(flat.device).clamp(0, 1)) * n / 2).round().long()[:, None]
