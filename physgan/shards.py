@@ -20,7 +20,7 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def shard_seed(seed: int, shard: tuple[int, int]) -> np.random.SeedSequence:
-    """The random stream of shard i of N: SeedSequence(seed).spawn(N)[i] (DESIGN.md, "Scale")."""
+    """The random stream of shard i of N: SeedSequence(seed).spawn(N)[i] (docs/formats.md, "Shards and seeds")."""
     return np.random.SeedSequence(seed).spawn(shard[1])[shard[0]]
 
 

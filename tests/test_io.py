@@ -27,7 +27,7 @@ def test_round_trip_with_chunked_reads(tmp_path):
     assert [len(c["T"]) for c in chunks] == [4, 4, 2]
     np.testing.assert_array_equal(np.concatenate([c["spins"] for c in chunks]), samples.read("spins"))
     np.testing.assert_array_equal(samples.read("spins")[:3], random_spins(3, 4, seed=0))
-    with h5py.File(path) as f:  # the DESIGN.md contract, as other tools see it
+    with h5py.File(path) as f:  # the docs/formats.md contract, as other tools see it
         assert f.attrs["physgan_format"] == 1 and f["spins"].compression == "gzip" and f["spins"].chunks
 
 

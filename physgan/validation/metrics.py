@@ -2,7 +2,7 @@
 
 Everything works on numpy arrays: 1D samples of one observable (W1, KS, separation power), feature
 arrays (n, d) (FPD, KPD), or arrays of any per-sample shape (n, ...) for the classifier test.
-Conventions and published numbers: PHYSICS.md section 3.
+Conventions and published numbers: docs/physics.md, "Generative-model metrics".
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GAN losses against the closed forms of PHYSICS.md section 4 (GAN theory).
+"""GAN losses against the closed forms of docs/physics.md, "GAN theory used in tests".
 
 The trained-critic tests draw fresh samples every step (no fixed training set to overfit) and judge
 the trained critic on other fresh samples. Budgets are the smallest that pass with a wide margin.

@@ -1,4 +1,4 @@
-"""Metrics pinned to closed forms (PHYSICS.md section 3) and to their statistical behaviour."""
+"""Metrics pinned to closed forms (docs/physics.md, "Generative-model metrics") and to their statistical behaviour."""
 import numpy as np
 import pytest
 import scipy.linalg
@@ -59,7 +59,7 @@ def test_ks_statistic():
 # FPD/KPD closed forms, shapes as in JetNet's tests: real = 2 * ones((n, 2)), gen = zeros((n, 2)).
 # Normalised by max |real| = 2 the features are 1 vs 0; Gaussians of zero covariance leave
 # FD = ||mu_real - mu_gen||^2 = d * c^2: 2 * 1^2 = 2 normalised, 2 * 2^2 = 8 unnormalised (so d = 2 is
-# what gives PHYSICS.md's numbers). KPD does not depend on d: x.y / d = c^2 for constant vectors, so
+# what gives the numbers in docs/physics.md). KPD does not depend on d: x.y / d = c^2 for constant vectors, so
 # MMD^2 = (c^2 + 1)^4 + 1 - 2 = 16 - 1 = 15 (c = 1) and 625 - 1 = 624 (c = 2).
 TWOS, ZEROS = 2 * np.ones((1000, 2)), np.zeros((1000, 2))
 

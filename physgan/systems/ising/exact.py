@@ -1,6 +1,6 @@
 """Exact reference values for the 2D Ising model on the square lattice.
 
-Conventions (PHYSICS.md section 1): H = -sum_<ij> s_i s_j (J = 1, k_B = 1), K = 1/T,
+Conventions (docs/physics.md, "Ising model"): H = -sum_<ij> s_i s_j (J = 1, k_B = 1), K = 1/T,
 N = L^2 sites on an L x L torus, every quantity per site; ``L=None`` is the infinite lattice.
 Each function takes T as a scalar or an array and returns a value of the same shape.
 """

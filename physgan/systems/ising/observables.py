@@ -1,6 +1,6 @@
 """Ising observables: per configuration (vectorised over a batch) and per temperature with errors.
 
-Conventions (PHYSICS.md section 1): N = L^2 sites, m = (1/N) sum s_i, e = E/N with
+Conventions (docs/physics.md, "Ising model"): N = L^2 sites, m = (1/N) sum s_i, e = E/N with
 E = -sum_i s_i (s_{i+x} + s_{i+y}) on the torus (2N bonds). Thermodynamic estimators:
 C = N beta^2 (<e^2> - <e>^2), chi = N beta <m^2>, chi' = N beta (<m^2> - <|m|>^2),
 U4 = 1 - <m^4> / (3 <m^2>^2) (Binder, Z. Phys. B 43, 119 (1981)).

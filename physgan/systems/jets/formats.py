@@ -1,6 +1,6 @@
 """Jet files users already have, read in chunks into the same jets sample; and ROOT output.
 
-Recognised by content (never by file name), each giving the fields of DESIGN.md's jets sample file
+Recognised by content (never by file name), each giving the fields of the jets sample file (docs/formats.md, "Jets")
 (`image` (n, 25, 25) float32 GeV, `signal` int8, JET_FIELDS float32):
 - LAGAN HDF5 (arXiv:1701.05927): datasets image, signal, jet_pt, ... tau_32, no physgan attributes;
   read as they are (signal may be stored as float 0./1.).

@@ -1,7 +1,7 @@
 """Jet observables from images and from constituents, computed chunk by chunk.
 
 From an image (pixel centres (x_i, y_i) taken as (eta_i, phi_i), intensities I_i = pT in GeV; LAGAN,
-arXiv:1701.05927, and PHYSICS.md section 2):
+arXiv:1701.05927, and docs/physics.md, "Jets and jet images"):
     pT = |sum_i I_i (cos y_i, sin y_i)|,
     m^2 = (sum I_i cosh x_i)^2 - (sum I_i cos y_i)^2 - (sum I_i sin y_i)^2 - (sum I_i sinh x_i)^2,
 the pixel intensity spectrum and the number of non-empty pixels; and the 36 energy flow polynomials of
@@ -15,7 +15,7 @@ import numpy as np
 from physgan.systems.jets.images import pixel_centres
 from physgan.systems.jets.particles import Particles
 
-EFP_SETTINGS = dict(measure="hadr", beta=1, normed=None, coords="ptyphim")  # PHYSICS.md section 3
+EFP_SETTINGS = dict(measure="hadr", beta=1, normed=None, coords="ptyphim")  # arXiv:1712.07124, 2211.10295
 SPECTRUM_EDGES = np.geomspace(1e-2, 1e3, 51)  # pixel pT in GeV, log bins
 
 

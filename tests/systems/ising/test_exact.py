@@ -1,4 +1,4 @@
-"""Physics checks of the exact 2D Ising references (PHYSICS.md section 1)."""
+"""Physics checks of the exact 2D Ising references (docs/physics.md, "Ising model")."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Monte Carlo against the exact solution, within 4 standard errors (PHYSICS.md section 1)."""
+"""Monte Carlo against the exact solution, within 4 standard errors (docs/physics.md, "Ising model")."""
 import numpy as np
 import pytest
 

@@ -22,17 +22,17 @@ def by_class(path):
 def test_wprime_mass_peaks_at_the_w_and_qcd_is_lighter(jets_mc):
     classes = by_class(jets_mc[0])
     wprime, qcd = classes[1]["jet_mass"], classes[0]["jet_mass"]
-    assert 72 < np.median(wprime) < 88  # PHYSICS.md: ~79 GeV
+    assert 72 < np.median(wprime) < 88  # docs/physics.md, "Reference shapes": ~79 GeV
     counts, edges = np.histogram(wprime, bins=np.arange(0, 161, 20))
     assert edges[counts.argmax()] in (60, 80)  # the most populated 20 GeV bin contains 80 GeV
-    assert np.median(qcd) < 50  # PHYSICS.md: ~33 GeV
+    assert np.median(qcd) < 50  # docs/physics.md: ~33 GeV
 
 
 def test_wprime_jets_are_more_two_pronged_than_qcd(jets_mc):
     classes = by_class(jets_mc[0])
     wprime, qcd = classes[1]["tau_21"], classes[0]["tau_21"]
     error = np.hypot(wprime.std() / np.sqrt(len(wprime)), qcd.std() / np.sqrt(len(qcd)))
-    assert qcd.mean() - wprime.mean() > 3 * error  # PHYSICS.md: ~0.31 vs ~0.49
+    assert qcd.mean() - wprime.mean() > 3 * error  # docs/physics.md, "Reference shapes": ~0.31 vs ~0.49
     assert 0.2 < wprime.mean() < 0.42 and 0.38 < qcd.mean() < 0.6
 
 
