@@ -61,7 +61,74 @@ def _add_output(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
 
+def _add_system_options(p, attribute: str, systems=None) -> None:
+    """One argument group per system with the options it declares for this command (interface.Option; its
+    `attribute`: SIMULATE_OPTIONS or SAMPLE_OPTIONS). A flag two systems declare is added once, in the
+    first one's group (the other's says it takes it too), and must parse the same way for both."""
+    from physgan.systems import all_systems
+
+    first = {}  # flag -> (system name, option)
+    for system in all_systems() if systems is None else systems:
+        group, shared = p.add_argument_group(system.NAME), []
+        for option in getattr(system, attribute):
+            if option.flag not in first:
+                first[option.flag] = (system.NAME, option)
+                group.add_argument(option.flag, dest=_dest(option), help=option.help, **_parsing(option))
+                continue
+            owner, earlier = first[option.flag]
+            if _parsing(earlier) != _parsing(option) or earlier.output != option.output:
+                raise TypeError(f"the systems {owner} and {system.NAME} declare {option.flag} differently")
+            shared.append(f"{option.flag} (see {owner})")
+        if shared:
+            group.description = f"also takes {', '.join(shared)}"
+
+
+def _dest(option) -> str:
+    return f"system option {option.flag}"  # never the dest of one of the command's own options
+
+
+def _parsing(option) -> dict:
+    """How argparse reads a system's option; the metavar defaults to the flag in capitals, as argparse's own
+    (with choices: the choices)."""
+    metavar = option.metavar
+    if metavar is None and option.choices is None:
+        metavar = option.flag.lstrip("-").replace("-", "_").upper()
+    return {"type": option.type, "action": option.action, "choices": option.choices, "metavar": metavar}
+
+
+def _declared(args, attribute: str):
+    """(system, option, value) for every option the systems declare for this command (value None: not given)."""
+    from physgan.systems import all_systems
+
+    for system in all_systems():
+        for option in getattr(system, attribute):
+            yield system, option, getattr(args, _dest(option))
+
+
+def _given_options(args, attribute: str) -> dict:
+    """flag -> (value, systems declaring it) for every system option given on the command line."""
+    given = {}
+    for system, option, value in _declared(args, attribute):
+        if value is not None:
+            given.setdefault(option.flag, (value, []))[1].append(system.NAME)
+    return given
+
+
+def _system_values(args, attribute: str, system) -> tuple[dict, dict]:
+    """The values of `system`'s options given on the command line by key: (settings, outputs)
+    (interface.Option.output). An option that only other systems declare is a mistake."""
+    mine = {option.flag: option for option in getattr(system, attribute)}
+    settings, outputs = {}, {}
+    for flag, (value, owners) in _given_options(args, attribute).items():
+        if flag not in mine:
+            raise UserError(f"{flag} is an option of {' and '.join(owners)}, not of {system.NAME}")
+        (outputs if mine[flag].output else settings)[mine[flag].key] = value
+    return settings, outputs
+
+
 def _add_simulate(commands) -> None:
+    from physgan.systems import system_names
+
     p = _command(commands, "simulate", "Run Monte Carlo and write a sample file.", """\
   physgan simulate ising --L 32 --temps 1.5:3.5:24 --n-per-temp 5000 --seed 0 --out data/ising_L32.h5
   physgan simulate ising --L 16 --temps 2.0,2.269,3.0 --n-per-temp 2000 --algorithm wolff --out ising.h5
@@ -72,41 +139,27 @@ def _add_simulate(commands) -> None:
   physgan simulate --recipe datasets/jets_lagan.toml --shard 3/100 --out data/jets_shard3.h5
   physgan simulate jets --n-per-class 10000 --pythia 'Tune:pp = 21' --seed 3 --out a14.h5   # another tune
 options given on the command line override the recipe; --set key=value overrides any setting.""")
-    p.add_argument("system", nargs="?", choices=["ising", "jets"], help="the physical system (or take it from --recipe)")
+    p.add_argument("system", nargs="?", choices=system_names(), help="the physical system (or take it from --recipe)")
     p.add_argument("--recipe", help="TOML recipe (datasets/*.toml) holding the settings")
     p.add_argument("--seed", type=int, help="root random seed (default 0)")
     p.add_argument("--shard", help="i/N: this job's part of a sharded run (seeds SeedSequence(seed).spawn(N)[i])")
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="where the Metropolis updates run (default cpu)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any setting, e.g. --set chains=128")
-    ising = p.add_argument_group("ising")
-    ising.add_argument("--L", type=int, help="lattice side (default 32)")
-    ising.add_argument("--temps", help="temperatures: 2.0,2.269,3.0 or start:stop:count")
-    ising.add_argument("--n-per-temp", type=int, help="configurations per temperature (default 1000)")
-    ising.add_argument("--algorithm", choices=["auto", "metropolis", "wolff"], help="update algorithm (default auto)")
-    ising.add_argument("--chains", type=int, help="independent chains per temperature (default 64)")
-    jets = p.add_argument_group("jets")
-    jets.add_argument("--n-per-class", type=int, help="selected jets per class (default 1000)")
-    jets.add_argument("--classes", help="wprime, qcd or wprime,qcd (default both)")
-    jets.add_argument("--pt", help="trimmed-jet pT window in GeV, lo:hi (default 250:300)")
-    jets.add_argument("--mass-window", help="trimmed-jet mass window in GeV, lo:hi (LAGAN: 60:100; default none)")
-    jets.add_argument("--sqrt-s", type=float, help="pp centre-of-mass energy in GeV (default 14000)")
-    jets.add_argument("--wprime-mass", type=float, help="W' mass in GeV (default 800)")
-    jets.add_argument("--pythia", action="append", metavar="'KEY = VALUE'",
-                      help="an extra Pythia setting, read after the class's own (repeatable), e.g. 'Tune:pp = 21'")
-    jets.add_argument("--workers", type=int, help="processes running Pythia (default 1; the output does not depend on it)")
-    jets.add_argument("--root", help="also write a ROOT file: TTree jets with the constituents as jagged branches")
+    _add_system_options(p, "SIMULATE_OPTIONS")
     _add_output(p)
     p.set_defaults(run=_simulate)
 
 
 def _add_run(commands) -> None:
+    from physgan.systems import system_names
+
     p = _command(commands, "run", "Simulate, train, sample and compare in one run directory.", """\
   physgan run ising --preset quick --out runs/quick
   physgan run ising --preset full --out runs/full --set train.device=cuda
   physgan run ising --preset full --out runs/full --set train.device=cuda --resume
   physgan run jets --preset quick --out runs/jets_quick
   physgan run ising --preset my_preset.toml --out runs/mine""")
-    p.add_argument("system", choices=["ising", "jets"])
+    p.add_argument("system", choices=system_names())
     p.add_argument("--preset", default="quick", help="quick, full, or a TOML file (default quick)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
     p.add_argument("--out", required=True, help="run directory")
@@ -140,12 +193,9 @@ def _add_sample(commands) -> None:
   physgan sample --checkpoint best.pt --T 1.5:3.5:41 --n-per-temp 1000 --batch-size 4096 --device cuda --out scan.h5
   physgan sample --checkpoint runs/jets/checkpoints/best.pt --class wprime,qcd --pt 250:300 --n 100000 --out gen.h5 --root gen.root""")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--T", help="Ising temperatures: 1.8,2.269,3.0 or start:stop:count")
-    p.add_argument("--class", dest="classes", help="jets: wprime, qcd or wprime,qcd")
-    p.add_argument("--pt", help="jets: jet pT window in GeV, lo:hi (pT values spread evenly over it)")
+    _add_system_options(p, "SAMPLE_OPTIONS")
     p.add_argument("--n-per-temp", "--n", dest="n", type=int, default=1000,
                    help="samples per condition: Ising per temperature, jets per class (default 1000)")
-    p.add_argument("--root", help="jets: also write a ROOT file (TTree jets)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -214,16 +264,13 @@ def _simulate(args) -> None:
         raise UserError("say which system to simulate (physgan simulate ising ...) or give --recipe")
     if args.system and recipe.get("system", args.system) != args.system:
         raise UserError(f"--recipe {args.recipe} is for system {recipe['system']!r}, not {args.system!r}")
-    options = {"L": args.L, "temps": args.temps, "n_per_temp": args.n_per_temp, "algorithm": args.algorithm,
-               "chains": args.chains, "seed": args.seed, "device": args.device,
-               "n_per_class": args.n_per_class, "classes": args.classes, "pt": args.pt, "mass_window": args.mass_window,
-               "sqrt_s": args.sqrt_s, "wprime_mass": args.wprime_mass, "pythia": args.pythia, "workers": args.workers}
-    values = cfg.merge(cfg.merge(recipe.get("simulate", {}), cfg.parse_overrides(args.set)),
-                       {k: v for k, v in options.items() if v is not None})
     system = get_system(system_name)
+    settings, outputs = _system_values(args, "SIMULATE_OPTIONS", system)
+    common = {k: v for k, v in (("seed", args.seed), ("device", args.device)) if v is not None}
+    values = cfg.merge(cfg.merge(recipe.get("simulate", {}), cfg.parse_overrides(args.set)), {**common, **settings})
     config = cfg.build(system.SimulationConfig, values, where="simulate")
     n = system.simulate_to_file(args.out, config, parse_shard(args.shard), force=args.force, quiet=args.quiet,
-                                root=getattr(args, "root", None))
+                                **outputs)
     if not args.quiet:
         print(f"wrote {n} {system.NAME} samples to {args.out}")
 
@@ -256,9 +303,16 @@ def _train(args) -> None:
 def _sample(args) -> None:
     from physgan.gan.sample import sample_to_file
 
-    options = {"T": args.T, "class": args.classes, "pt": args.pt, "n": args.n}
-    timing = sample_to_file(args.checkpoint, args.out, options, batch_size=args.batch_size, device=args.device,
-                            seed=args.seed, root=args.root, force=args.force, quiet=args.quiet)
+    # Only the checkpoint says which system it is: every system's conditions go to its parse_conditions by
+    # key (None where not given), the outputs given to sample_to_file.
+    options, outputs = {}, {}
+    for _, option, value in _declared(args, "SAMPLE_OPTIONS"):
+        if not option.output:
+            options[option.key] = value
+        elif value is not None:
+            outputs[option.key] = value
+    timing = sample_to_file(args.checkpoint, args.out, {**options, "n": args.n}, batch_size=args.batch_size,
+                            device=args.device, seed=args.seed, force=args.force, quiet=args.quiet, **outputs)
     if not args.quiet:
         print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
 

@@ -15,8 +15,6 @@ from typing import Any
 
 from physgan.errors import UserError
 
-PRESET_DIR = Path(__file__).parent / "presets"
-
 
 def parse_temperatures(text: str | list) -> list[float]:
     """Temperatures from a comma list "2.0,2.269,3.0" or a grid "start:stop:count" (both ends included)."""
@@ -51,17 +49,6 @@ def load_toml(path: str | Path) -> dict:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def load_preset(name: str) -> dict:
-    """A preset shipped with physgan (physgan/presets/NAME.toml) or a TOML file given by path."""
-    path = PRESET_DIR / f"{name}.toml"
-    if path.exists():
-        return load_toml(path)
-    if Path(name).suffix == ".toml":
-        return load_toml(name)
-    known = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
-    raise UserError(f"unknown preset {name!r} (known: {', '.join(known) or 'none'}; or give a .toml path)")
 
 
 def parse_overrides(items: list[str] | None) -> dict:

@@ -1,6 +1,6 @@
 """Sample files: the one HDF5 format shared by Monte Carlo and generators, atomic writes, chunked reads.
 
-Layout (DESIGN.md, "Sample files"): root attributes physgan_format = 1, system, source ("mc" | "gan"),
+Layout (docs/formats.md, "Sample files (HDF5)"): root attributes physgan_format = 1, system, source ("mc" | "gan"),
 provenance (JSON text); one dataset per per-sample field, all with the same first dimension N, chunked and
 compressed; optional small tables (HDF5 groups of equal-length 1D datasets) such as per-temperature Monte
 Carlo statistics. Foreign formats (npz, npy, pickles, LAGAN ...) are read by the systems' own readers and
@@ -199,7 +199,7 @@ def open_samples(path: str | os.PathLike, *, allow_pickle: bool = False) -> Samp
         samples = reader(str(path), kind, allow_pickle)
         if samples is not None:
             return samples
-    raise UserError(f"{path}: a {kind} file, but not in any layout physgan knows (see README, 'File formats')")
+    raise UserError(f"{path}: a {kind} file, but not in any layout physgan knows (see docs/formats.md)")
 
 
 def _open_physgan_hdf5(path: str, f) -> Samples:

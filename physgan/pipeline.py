@@ -39,11 +39,22 @@ class SampleConfig:
 
 
 def preset_path_values(system_name: str, preset: str) -> dict:
-    values = cfg.load_preset(f"{system_name}-{preset}") if "/" not in preset and not preset.endswith(".toml") \
-        else cfg.load_toml(preset)
+    """A preset's mapping: one the system ships (its package's presets/NAME.toml) or a TOML file by path."""
+    values = cfg.load_toml(preset) if preset.endswith(".toml") else shipped_preset(system_name, preset)
     if values.get("system", system_name) != system_name:
         raise UserError(f"preset {preset!r} is for system {values['system']!r}, not {system_name!r}")
     return values
+
+
+def shipped_preset(system_name: str, name: str) -> dict:
+    from physgan.systems import get_system
+
+    folder = Path(get_system(system_name).__file__).parent / "presets"
+    if not (folder / f"{name}.toml").is_file():
+        known = sorted(p.stem for p in folder.glob("*.toml"))
+        raise UserError(f"unknown preset {name!r} for {system_name} (known: {', '.join(known) or 'none'}; "
+                        "or give a .toml path)")
+    return cfg.load_toml(folder / f"{name}.toml")
 
 
 def resolve(system, values: dict) -> dict:

@@ -3,7 +3,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from physgan.config import build, load_preset, merge, parse_overrides, parse_temperatures, to_toml
+from physgan.config import build, merge, parse_overrides, parse_temperatures, to_toml
+from physgan.pipeline import preset_path_values
 from physgan.errors import UserError
 from physgan.systems.ising.mc import IsingMCConfig
 
@@ -61,13 +62,13 @@ def test_overrides_nest_and_round_trip_through_toml():
 
 
 def test_unknown_preset_is_a_user_error():
-    with pytest.raises(UserError, match="unknown preset"):
-        load_preset("no-such-preset")
+    with pytest.raises(UserError, match="unknown preset 'no-such-preset' for ising \\(known: full, quick"):
+        preset_path_values("ising", "no-such-preset")
 
 
-@pytest.mark.parametrize("name", ["ising-quick", "ising-full", "jets-quick", "jets-full"])
-def test_every_preset_round_trips_through_toml(name):
+@pytest.mark.parametrize("system, name", [("ising", "quick"), ("ising", "full"), ("jets", "quick"), ("jets", "full")])
+def test_every_preset_round_trips_through_toml(system, name):
     # a run directory's config.toml is written with to_toml and must load again as a preset
     # (the full Ising preset has keys such as "abs_m@2.2:2.4" that TOML allows only quoted)
-    values = load_preset(name)
+    values = preset_path_values(system, name)
     assert tomllib.loads(to_toml(values)) == values

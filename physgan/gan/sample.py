@@ -43,6 +43,7 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     device = torch_device(device)
     system, generator = checkpoints.generator(checkpoint, device)
     if isinstance(conditions, dict):
+        _refuse_other_systems_conditions(system, conditions)
         conditions, n_per_condition = system.generative.parse_conditions(conditions)
     if n_per_condition < 1 or batch_size < 1:
         raise UserError("--n and --batch-size must be at least 1")
@@ -76,3 +77,16 @@ def _warn_outside_training_range(checkpoint: dict, conditions: np.ndarray) -> No
     if outside.any():
         print(f"physgan: warning: {outside.sum()} requested condition(s) lie outside the training range "
               f"{low.tolist()} .. {high.tolist()}: the generator extrapolates there", file=sys.stderr)
+
+
+def _refuse_other_systems_conditions(system, options: dict) -> None:
+    """The command line offers every system's condition flags (only the checkpoint says which system it
+    is): one that this system does not declare is a mistake, not something to ignore."""
+    from physgan.errors import UserError
+
+    mine = {option.key for option in system.SAMPLE_OPTIONS} | {"n"}
+    foreign = sorted(key for key, value in options.items() if value is not None and key not in mine)
+    if foreign:
+        flags = ", ".join(option.flag for option in system.SAMPLE_OPTIONS if not option.output)
+        raise UserError(f"a {system.NAME} checkpoint is sampled at its own conditions ({flags}), "
+                        f"not at {', '.join(foreign)}")

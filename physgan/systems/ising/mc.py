@@ -181,17 +181,15 @@ def _equilibrate(chains, sweep, config: IsingMCConfig):
         S *= 2
 
 
-def write_file(path, config: IsingMCConfig, shard: tuple[int, int] = (0, 1), *, force=False, quiet=False,
-               root=None) -> int:
+def write_file(path, config: IsingMCConfig, shard: tuple[int, int] = (0, 1), *, force=False, quiet=False) -> int:
     """Run the Monte Carlo and write a physgan sample file (atomically). Returns the number stored."""
-    if root is not None:
-        raise UserError("--root writes jet constituents; Ising samples are HDF5 only")
     from physgan.io import SampleWriter, provenance
     from physgan.progress import progress_bar
     from physgan.systems.ising.kernels import compiled_kernels_available
 
     settings = {"seed_sequence": f"SeedSequence({config.seed}).spawn({shard[1]})[{shard[0]}]",
-                "metropolis_backend": "c" if compiled_kernels_available() and torch_device(config.device).type == "cpu" else "torch"}
+                "metropolis_backend": "c" if compiled_kernels_available() and torch_device(config.device).type == "cpu"
+                else "torch"}
     prov = provenance(asdict(config), shard=f"{shard[0]}/{shard[1]}", generator=settings)
     runs = []
     with SampleWriter(path, system="ising", source="mc", provenance=prov, force=force) as writer, \

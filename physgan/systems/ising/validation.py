@@ -1,49 +1,14 @@
 """Ising plug-in of the validation engine (physgan.validation.validate): what to compare and how.
 
-The engine never branches on a system's name; it asks `get_system(name).validation` for everything
-system-specific. The interface, which a jets plug-in implements with the same names:
+It implements physgan.systems.interface.Validation (the contract, member by member) for Ising lattices:
+conditions are the temperatures, and files of different L cannot be compared.
 
-    OBSERVABLES: dict[str, Observable]
-        per-sample observables compared distribution by distribution (W1, KS, separation power), with
-        labels and units for tables and axes.
-    CONDITION_NAMES: tuple[str, ...]
-        names of the condition columns, as they appear in metrics.json.
-    check_compatible(reference, generated) -> None
-        raise UserError when two sample files of this system cannot be compared (Ising: different L).
-    conditions(samples) -> (n, k) array
-        per-sample condition values; cheap (reads the condition fields only). Samples at equal rows
-        form one condition.
-    condition_label(row) -> str
-        a row of conditions for people, e.g. "T = 2.269".
-    per_sample(samples, keep) -> (features, kept)
-        one streamed pass over the file: features holds an (n,) array for every name of OBSERVABLES and
-        whatever `extras` and `plots` need (Ising: S(k_min), and G(r) of a strided subsample with its
-        indices); kept (len(keep), ...) the classifier inputs of the samples whose indices are in `keep`,
-        in that order (compact dtype; the engine converts to float32).
-    make_classifier(shape, n_cond) -> torch.nn.Module
-        forward(x (B, *shape) float32, cond (B, n_cond) float32 standardised) -> logits (B,).
-    extras(reference, generated, seed) -> dict
-        system-specific results for metrics.json (JSON-able). reference and generated are
-        validate.Measured: samples, conditions, rows (the distinct conditions, shared), index, groups
-        (sample indices per row), features, values(name, row). Random choices draw from numpy generators
-        seeded with [seed, ...] (the engine's own use [seed, 0] and [seed, 1, ...]).
-    memorisation(training, reference, generated, seed) -> dict
-        called only when a training sample is given (training: io.Samples, checked with check_compatible):
-        distances from samples of both files to their nearest training sample, summarised by
-        validate.nearest_neighbour_summary (plus what the metric is). The engine stores the result, or
-        {"checked": False, "reason": ...} without a training sample, as extras["memorisation"], and
-        reports it itself (table and histogram); the plug-in adds "metric", "unit" and "queries" (text).
-    report_content(extras) -> {"summary": [(name, text)], "tables": [{"title", "headers", "rows", "note"}]}
-        plain strings for the HTML report (which escapes them).
-    plots(reference, generated, extras, plots_dir, pdf) -> list[(title, filename)]
-        system-specific figures written into plots_dir.
-
-Ising specifics. Observables: e = E/N, |m|, signed m (a generator that collapses onto one sign of m
-below T_c fails on it while e and |m| can look perfect) and m^2. Extras: thermodynamics per temperature
-(<e>, C, <|m|>, chi', U4, kappa_3, xi) with jackknife errors next to exact values, the fraction of m > 0,
-G(r), the local-equilibrium temperature of each sample (Callen identity, observables.local_temperature:
-a reference-free check that equals T for any Boltzmann sample) and Fuerrutter's observable distance
-(PHYSICS.md section 1):
+Observables: e = E/N, |m|, signed m (a generator that collapses onto one sign of m below T_c fails on it
+while e and |m| can look perfect) and m^2. Extras: thermodynamics per temperature (<e>, C, <|m|>, chi',
+U4, kappa_3, xi) with jackknife errors next to exact values, the fraction of m > 0, G(r), the
+local-equilibrium temperature of each sample (Callen identity, observables.local_temperature: a
+reference-free check that equals T for any Boltzmann sample) and Fuerrutter's observable distance
+(docs/physics.md, "Ising model"):
 
     D_T = sqrt((1/6) sum_i ((x_gen,i - x_MC,i) / sigma_MC,i)^2),  D = mean of D_T over temperatures,
 
@@ -261,7 +226,7 @@ def thermodynamics(measured, L: int) -> list[dict]:
 def fuerrutter_distance(ref_rows: list[dict], gen_rows: list[dict]) -> dict:
     """D_T = sqrt(mean_i ((x_gen,i - x_MC,i) / sigma_MC,i)^2) over FUERRUTTER, and D = mean over T.
 
-    PHYSICS.md section 1 (Fuerrutter, BSc thesis, github FlorianFuerrutter/gans-for-spin-models).
+    docs/physics.md, "Ising model" (Fuerrutter, BSc thesis, github FlorianFuerrutter/gans-for-spin-models).
     An observable whose reference error is 0 (a frozen lattice) has no defined pull and is left out.
     """
     per_condition = []

@@ -48,8 +48,9 @@ def test_extra_pythia_settings_from_the_command_line_are_in_the_provenance(tmp_p
 @pytest.mark.parametrize("args, message", [
     (("jets", "--pt", "300:250"), "need 0 <= lo < hi"),
     (("jets", "--classes", "ttbar"), "classes"),
-    (("jets", "--L", 8), "unknown simulate key 'L'"),
-    (("ising", "--root", "x.root"), "--root writes jet constituents"),
+    (("jets", "--L", 8), "--L is an option of ising, not of jets"),
+    (("jets", "--set", "L=8"), "unknown simulate key 'L'"),
+    (("ising", "--root", "x.root"), "--root is an option of jets, not of ising"),
     (("jets", "--pythia", "Random:seed = 3"), "the random seed is set by --seed"),
     (("jets", "--classes", "qcd", "--n-per-class", 1, "--pythia", "Bad:key = 1"), "Pythia rejected the setting"),
 ])

@@ -178,12 +178,14 @@ def test_sampler_writes_hdf5_and_root_with_the_image_observables(trained, tmp_pa
 
 
 def test_bad_sampling_requests_are_one_line_errors(trained, tmp_path, capsys):
-    cases = [["--class", "top", "--pt", "250:300"], ["--class", "qcd", "--pt", "300:250"], ["--T", "2.0"]]
+    cases = [["--class", "top", "--pt", "250:300"], ["--class", "qcd", "--pt", "300:250"], ["--T", "2.0"],
+             ["--class", "qcd", "--pt", "250:300", "--T", "2.0"]]  # an Ising condition is refused, not ignored
     for extra in cases:
         assert main(["sample", "--checkpoint", str(trained), *extra, "--out", str(tmp_path / "x.h5")]) == 2
         err = capsys.readouterr().err
         assert err.startswith("physgan: error:") and err.count("\n") == 1
         assert not (tmp_path / "x.h5").exists()
+    assert "a jets checkpoint is sampled at its own conditions (--class, --pt), not at T" in err
 
 
 def test_prepare_data_groups_and_targets(jets_mc):
