@@ -35,7 +35,7 @@ def hardware() -> list[str]:
 class FastJetClock:
     """Accumulates the CPU time spent inside FastJet's awkward interface (C++ clustering included)."""
 
-    METHODS = ("__init__", "inclusive_jets", "constituent_index", "exclusive_jets")
+    METHODS = ("__init__", "inclusive_jets", "constituent_index", "njettiness")
 
     def __init__(self):
         import fastjet._pyjet

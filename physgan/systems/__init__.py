@@ -92,9 +92,3 @@ def foreign_readers():
     """Each system's read_foreign, in READER_ORDER."""
     for system in sorted(all_systems(), key=lambda s: (s.READER_ORDER, s.NAME)):
         yield system.read_foreign
-
-
-def __getattr__(name: str):
-    if name == "SYSTEMS":  # the tuple this module held before systems registered themselves
-        return tuple(system_names())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

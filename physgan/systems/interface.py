@@ -21,8 +21,14 @@ if TYPE_CHECKING:  # annotations only: importing this module must stay free of n
     import numpy as np
     import torch
 
-    from physgan.io import Samples
-    from physgan.validation.validate import Measured, Observable
+# The engine's own types that the members below take or give, named here without importing them: the
+# engine imports this module, so importing the engine here would make a loop.
+Samples = Any
+"""physgan.io.Samples: a sample file opened for reading (streamed chunks, conditions, provenance)"""
+Measured = Any
+"""physgan.validation.validate.Measured: one file with its conditions, rows and per-sample observables"""
+Observable = Any
+"""physgan.validation.validate.Observable: label, mathtext, unit and description of an observable"""
 
 LAZY_MEMBERS = ("generative", "validation")  # the members that need torch, imported on first access
 

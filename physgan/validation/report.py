@@ -4,10 +4,10 @@ HTML: inline CSS, PNGs embedded as base64 data URIs, no scripts and no links to 
 opens offline in any browser and can be mailed around. Every string that reaches the HTML passes through
 html.escape: file attributes (paths, provenance, commands) are user data.
 
-Plots follow HEP conventions (mplhep's ROOT style, the "Simulation" label, histograms filled with `hist`,
-error bars, a generated/reference ratio panel under every comparison, axis labels with units). They are
-drawn on matplotlib Figure objects with the Agg canvas, never through pyplot's global state, and
-matplotlib, mplhep and hist are imported inside the functions: importing this module stays light.
+Plots follow HEP conventions (mplhep's ROOT style, the "Simulation" label, histograms with Poisson error
+bars, a generated/reference ratio panel under every comparison, axis labels with units). They are drawn on
+matplotlib Figure objects with the Agg canvas, never through pyplot's global state, and matplotlib and
+mplhep are imported inside the functions: importing this module stays light.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from physgan.errors import UserError
+from physgan.validation.histograms import histogram_edges
 
 PNG_DPI = 100
 REFERENCE_STYLE = {"fmt": "o", "color": "black", "ms": 4, "label": "reference (MC)"}
@@ -34,11 +35,10 @@ GENERATED_STYLE = {"fmt": "s", "color": "C3", "ms": 4, "mfc": "none", "label": "
 def _mplhep():
     """mplhep, after checking that every plotting library is there (they are an optional extra)."""
     try:
-        import hist  # noqa: F401
         import matplotlib  # noqa: F401
         import mplhep
     except ImportError as exc:
-        raise UserError(f"validation plots need matplotlib, mplhep and hist ({exc}); "
+        raise UserError(f"validation plots need matplotlib and mplhep ({exc}); "
                         "install them with: pip install 'physgan[report]'") from None
     return mplhep
 
@@ -141,13 +141,10 @@ def save(fig, plots_dir, name: str, pdf: bool) -> str:
 
 
 def density(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised histogram (unit area) and its Poisson errors, filled with `hist`."""
-    import hist
-
-    h = hist.Hist(hist.axis.Variable(edges), storage=hist.storage.Weight())
-    h.fill(np.asarray(values, dtype=np.float64))
-    norm = max(h.values().sum(), 1.0) * np.diff(edges)
-    return h.values() / norm, np.sqrt(h.variances()) / norm
+    """Normalised histogram (unit area) and its Poisson errors, binned by numpy as the metrics are."""
+    counts = np.histogram(np.asarray(values, dtype=np.float64), bins=edges)[0].astype(np.float64)
+    norm = max(counts.sum(), 1.0) * np.diff(edges)
+    return counts / norm, np.sqrt(counts) / norm
 
 
 def histogram_panel(ax, rax, reference: np.ndarray, generated: np.ndarray, edges: np.ndarray) -> None:
@@ -164,8 +161,6 @@ def histogram_panel(ax, rax, reference: np.ndarray, generated: np.ndarray, edges
 
 def observable_plots(observables: dict, reference, generated, metrics: dict, plots_dir, pdf: bool) -> list:
     """Per observable: histograms per condition with ratio panels; then W1/floor of every comparison."""
-    from physgan.validation.validate import histogram_edges
-
     labels = [c["label"] for c in metrics["conditions"]]
     out = []
     with style():

@@ -2,17 +2,17 @@
 
     validate(reference, generated, out_dir, training=None) -> metrics
 
-writes out_dir/metrics.json (DESIGN.md schema, plus the extra keys listed in `validate`), out_dir/report.html
+writes out_dir/metrics.json (docs/formats.md, "metrics.json"; the keys are listed in `validate`), out_dir/report.html
 (self-contained) and out_dir/plots/*.png (and .pdf). System-agnostic: everything system-specific comes from
-the plug-in `get_system(name).validation` (interface in physgan/systems/ising/validation.py); this module
+the plug-in `get_system(name).validation` (interface: physgan.systems.interface.Validation); this module
 never branches on a system's name.
 
 For every observable of the plug-in, over all samples pooled and per condition: means with standard errors
 of both samples, W1 next to its reference floor and their ratio, the KS statistic and the separation power
-(PHYSICS.md section 3). An observable passes when W1 <= threshold x floor in every condition; the verdict
-passes when every observable does. A classifier two-sample test (the plug-in's conditional network,
-60/20/20 split, Platt-calibrated; Lopez-Paz & Oquab arXiv:1610.06545) adds the AUC overall and per condition,
-both on the held-out test split of one classifier.
+(docs/physics.md, "Generative-model metrics"). An observable passes when W1 <= threshold x floor in every
+condition; the verdict passes when every observable does. A classifier two-sample test (the plug-in's
+conditional network, 60/20/20 split, Platt-calibrated; Lopez-Paz & Oquab arXiv:1610.06545) adds the AUC
+overall and per condition, both on the held-out test split of one classifier.
 
 The floor protocol. W1 between finite samples is biased upwards (~ 1/sqrt(size)), so W1(reference, generated)
 means something only next to W1(reference, reference) measured the same way: metrics.w1_with_floor draws, in
@@ -57,11 +57,11 @@ from physgan.progress import progress_bar
 from physgan.stats import mean_and_error
 from physgan.systems import get_system
 from physgan.validation import metrics as m
+from physgan.validation.histograms import BINS, histogram_edges
 
 ROUNDS = 30  # subsampling rounds of W1 and its floor
 SUBSAMPLE_DIVISOR = 4  # each round compares subsamples of min(n_ref, n_gen) // 4
 MAX_SUBSAMPLE = 50_000
-BINS = 40  # histogram bins (separation power and plots)
 MIN_PER_CONDITION = 8  # fewer samples than this in a condition cannot give a floor
 MIN_CLASSIFIER_SAMPLES = 50  # per class; below this the split leaves nothing to test on
 CLASSIFIER = {"epochs": 5, "batch_size": 128, "lr": 1e-2}
@@ -119,7 +119,8 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
              speed: dict | None = None) -> dict:
     """Compare `generated` with `reference` (sample files of one system); write the report into `out_dir`.
 
-    Returns the metrics written to out_dir/metrics.json: DESIGN.md's schema, with these additions:
+    Returns the metrics written to out_dir/metrics.json (docs/formats.md, "metrics.json"): a core schema
+    with these additions:
     reference/generated also give source, format and provenance; each observable also the pooled means,
     errors of W1, floor and ratio, the KS p-value, the worst per-condition ratio and where; each per-condition
     entry also label, ratio, ratio_err, ks, separation_power, n_ref, n_gen; classifier also n_test, jsd, n_per_class and
@@ -243,29 +244,6 @@ def shortest_float(value) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # One observable: W1 with floor, KS, separation power, means
-
-
-def histogram_edges(reference: np.ndarray, generated: np.ndarray, bins: int = BINS) -> np.ndarray:
-    """Bin edges shared by two samples: `bins` equal widths over their pooled range.
-
-    Values on a lattice (Ising m and e take multiples of 2/N and 4/N) get a width of a whole number of
-    lattice steps and edges halfway between values, so that no bin catches one value more than its
-    neighbours: aliasing would make smooth distributions look spiky and add noise to the separation power.
-    """
-    pooled = np.concatenate([np.ravel(reference), np.ravel(generated)]).astype(np.float64)
-    lo, hi = float(pooled.min()), float(pooled.max())
-    if not hi > lo:
-        return np.array([lo - 0.5, hi + 0.5])
-    values = np.unique(pooled)
-    step = float(np.min(np.diff(values)))
-    levels = (values - lo) / step
-    if (hi - lo) / step <= 1e5 and np.allclose(levels, np.round(levels), atol=1e-3):
-        width = step * math.ceil((hi - lo) / step / bins)
-        count = math.ceil((hi - lo + step) / width)
-        return lo - step / 2 + width * np.arange(count + 1)
-    edges = np.linspace(lo, hi, bins + 1)
-    edges[-1] = np.nextafter(hi, np.inf)  # the largest value belongs in the last bin, not beyond it
-    return edges
 
 
 def compare(reference: np.ndarray, generated: np.ndarray, rng: np.random.Generator, threshold: float) -> dict:

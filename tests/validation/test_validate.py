@@ -3,7 +3,7 @@
 Reference and test samples are genuine Monte Carlo (L = 16, three temperatures, 1000 configurations
 each, seconds with the compiled kernel); the distorted "generated" files are written from them:
 3 % of spins flipped at random, the sign of m forced positive below T_c, and configurations simulated at
-T - 0.1 labelled T. Also: the metrics.json schema of DESIGN.md, a self-contained report that escapes
+T - 0.1 labelled T. Also: the metrics.json schema of docs/formats.md, a self-contained report that escapes
 file attributes, and the one-line UserError for every bad input.
 """
 import json
@@ -21,8 +21,9 @@ from physgan.systems.ising import mc
 from physgan.systems.ising.exact import critical_temperature
 from physgan.systems.ising.observables import correlation_function, energy_per_site
 from physgan.systems.ising.validation import correlation_function_fft, structure_factor_kmin
+from physgan.validation.histograms import histogram_edges
 from physgan.validation.metrics import classifier_two_sample_test, roc_auc
-from physgan.validation.validate import histogram_edges, validate
+from physgan.validation.validate import validate
 
 TEMPS = np.array([1.8, 2.269, 3.0], dtype=np.float32)
 MALICIOUS = "<script>alert(1)</script>"
@@ -220,14 +221,14 @@ def test_a_condition_missing_from_one_file(files, tmp_path):
 
 
 def test_files_of_another_system(files, tmp_path):
-    from physgan.systems import SYSTEMS, get_system
+    from physgan.systems import get_system, system_names
 
     unknown = tmp_path / "unknown.h5"
     with SampleWriter(unknown, system="no_such_system", source="mc", provenance={}) as writer:
         writer.append(x=np.zeros(2))
     with pytest.raises(UserError, match="unknown system 'no_such_system'"):
         validate(files["reference"], unknown, tmp_path / "out", quiet=True)
-    others = [name for name in SYSTEMS if name != "ising"]
+    others = [name for name in system_names() if name != "ising"]
     if not others:
         pytest.skip("no second system registered")
     system = get_system(others[0])

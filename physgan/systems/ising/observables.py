@@ -154,7 +154,7 @@ def exact_values(T: np.ndarray, L: int) -> dict[str, np.ndarray]:
     small enough to enumerate (L <= 4). Infinite-lattice values are not exact for finite L, so
     they are not listed here.
     """
-    from physgan.systems.ising import exact
+    import physgan.systems.ising.exact as exact
 
     T = np.asarray(T, dtype=np.float64)
     if L <= 4:

@@ -3,14 +3,12 @@
 - anti-kT R = 1.0 jets (Cacciari, Salam, Soyez, arXiv:0802.1189), keeping the leading jet per event;
 - trimming (Krohn, Thaler, Wang, arXiv:0912.1342): recluster the jet into kT subjets of R_sub = 0.3 and
   drop those with less than f_cut = 5 % of the jet pT, as fastjet::Filter(JetDefinition(kt, 0.3),
-  SelectorPtFractionMin(0.05)) does in the LAGAN generation code (lukedeo/jet-generation);
-- exclusive kT axes with winner-take-all recombination (Larkoski, Neill, Thaler, arXiv:1401.2158), the
-  seeds of N-subjettiness.
-FastJet's awkward interface clusters every event of a batch in one call; everything around it is numpy.
+  SelectorPtFractionMin(0.05)) does in the LAGAN generation code (lukedeo/jet-generation).
+FastJet's awkward interface clusters every event of a batch in one call (cluster_sequence, which
+nsubjettiness.py also uses); everything around it is numpy.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +18,6 @@ from physgan.systems.jets.particles import Particles, jet_sums, offsets_from_cou
 JET_R = 1.0
 TRIM_R = 0.3
 TRIM_FCUT = 0.05
-WTA_R = 1000.0  # fastjet::JetDefinition::max_allowable_R, as fastjet-contrib's WTA_KT_Axes uses
 
 
 @dataclass
@@ -58,18 +55,18 @@ def _fastjet():
     return fastjet
 
 
-def _jet_definition(algorithm: str, R: float, wta: bool = False):
+def cluster_sequence(particles: Particles, algorithm: str, R: float):
+    """FastJet's ClusterSequence of every entry (event or jet) of `particles`, clustered in one C++ call
+    with `algorithm` (a fastjet name: "kt_algorithm", ...) and radius R."""
     fastjet = _fastjet()
-    if wta:
-        return fastjet.JetDefinition(getattr(fastjet, algorithm), R, fastjet.WTA_pt_scheme)
-    return fastjet.JetDefinition(getattr(fastjet, algorithm), R)
+    return fastjet.ClusterSequence(particles.to_awkward(), fastjet.JetDefinition(getattr(fastjet, algorithm), R))
 
 
 def inclusive_jets(particles: Particles, algorithm: str, R: float, pt_min: float = 0.0) -> Clustered:
     """Inclusive jets above pt_min of every event (here: every entry) of `particles`."""
     import awkward as ak
 
-    sequence = _fastjet().ClusterSequence(particles.to_awkward(), _jet_definition(algorithm, R))
+    sequence = cluster_sequence(particles, algorithm, R)
     jets = sequence.inclusive_jets(pt_min)
     index = sequence.constituent_index(pt_min)
     flat = {c: ak.to_numpy(ak.flatten(jets[c])) for c in ("px", "py", "pz", "E")}
@@ -144,19 +141,3 @@ def trim(jets: Particles, r_sub: float = TRIM_R, f_cut: float = TRIM_FCUT) -> Tr
         eta[found], phi[found] = subjets.eta_phi(kept[hardest[found]])
         eta_phi += [eta, phi]
     return Trimmed(_particles_of(jets, subjets, kept, np.diff(kept_offsets)), *eta_phi)
-
-
-def wta_kt_axes(jets: Particles, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exclusive kT axes with winner-take-all pT recombination: (eta, phi), each (n_jets, n).
-
-    Every jet needs at least n particles.
-    """
-    import awkward as ak
-
-    sequence = _fastjet().ClusterSequence(jets.to_awkward(), _jet_definition("kt_algorithm", WTA_R, wta=True))
-    with warnings.catch_warnings():
-        # fastjet 3.5's awkward interface warns about exclusive jets for every JetDefinition, kT included
-        warnings.simplefilter("ignore", UserWarning)
-        axes = sequence.exclusive_jets(n)
-    px, py, pz = (ak.to_numpy(ak.flatten(axes[c])).reshape(jets.n_jets, n) for c in ("px", "py", "pz"))
-    return np.arcsinh(pz / np.hypot(px, py)), np.arctan2(py, px)

@@ -227,16 +227,29 @@ def test_emd_and_the_nearest_training_image(tmp_path):
     images[0, 12, 12] = 100.0
     images[1, 12, 12], images[1, 15, 12] = 60.0, 40.0  # 40 GeV three pixels (0.3) below
     images[2, 12, 14] = 100.0
-    events = plugin._events(images)
-    assert plugin.emd(events[0], events[0]) == pytest.approx(0, abs=1e-9)
-    assert plugin.emd(events[0], events[1]) == pytest.approx(40 * 0.3 / plugin.EMD_R)
-    assert plugin.emd(events[0], plugin._events(np.zeros((1, 25, 25)))[0]) == pytest.approx(100)
+    events = plugin._events(np.concatenate([images, np.zeros((1, 25, 25), np.float32)]))
+    # to itself, 40 GeV moved by 0.3, to an empty image (all of its pT), and two empty images
+    np.testing.assert_allclose(plugin.emds(events[:1], events[:2] + events[3:]), [[0, 40 * 0.3 / plugin.EMD_R, 100]],
+                               atol=1e-9)
+    assert plugin.emds(events[3:], events[3:]) == 0
     training = open_samples(write(tmp_path / "t.h5", {
         "image": images, "signal": np.ones(3, np.int8),
         **{name: np.full(3, 260, np.float32) for name in ("jet_pt", "jet_eta", "jet_phi", "jet_mass",
                                                            "jet_delta_R", "tau_1", "tau_2", "tau_3", "tau_21",
                                                            "tau_32")}}))
     np.testing.assert_allclose(plugin.nearest_emd(images[[2, 0]], training), [0, 0], atol=1e-9)
+
+
+def test_nearest_emd_equals_the_pair_by_pair_emd_to_the_candidates(files):
+    """energyflow's pairwise EMD gives exactly the numbers of energyflow.emd.emd called on each pair."""
+    import energyflow
+
+    training = open_samples(files["A"])
+    queries = open_samples(files["B"]).read_chunk(0, 6)["image"]
+    train_events = plugin._events(training.read_chunk(0, training.n)["image"])
+    loop = [min(energyflow.emd.emd(event, train_events[j], R=plugin.EMD_R) for j in row)
+            for event, row in zip(plugin._events(queries), plugin.nearest_candidates(queries, training))]
+    np.testing.assert_array_equal(plugin.nearest_emd(queries, training), loop)
 
 
 def test_the_classifier_takes_images_and_conditions():
