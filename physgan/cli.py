@@ -153,7 +153,8 @@ options given on the command line override the recipe; --set key=value overrides
 def _add_run(commands) -> None:
     from physgan.systems import system_names
 
-    p = _command(commands, "run", "Simulate, train, sample and compare in one run directory.", """\
+    p = _command(commands, "run", "Simulate, train, sample and compare in one run directory. Exit status 0: the "
+                 "verdict passes; 1: it fails (everything written all the same); 2: a usage or input error.", """\
   physgan run ising --preset quick --out runs/quick
   physgan run ising --preset full --out runs/full --set train.device=cuda
   physgan run ising --preset full --out runs/full --set train.device=cuda --resume
@@ -205,7 +206,8 @@ def _add_sample(commands) -> None:
 
 def _add_validate(commands) -> None:
     p = _command(commands, "validate", "Judge a generated sample against a reference by physics observables: "
-                 "report.html, metrics.json and plots.", """\
+                 "report.html, metrics.json and plots. Exit status 0: the verdict passes; 1: it fails; 2: a usage "
+                 "or input error.", """\
   physgan validate --reference runs/quick/data/test.h5 --generated runs/quick/samples/generated.h5 --out report/
   physgan validate --reference mc.h5 --generated gen.h5 --out report/ --threshold 3 --pdf --force
   physgan validate --reference test.h5 --generated gen.h5 --train train.h5 --out report/   # memorisation""")
@@ -215,7 +217,11 @@ def _add_validate(commands) -> None:
                    "(nearest training sample of generated vs reference samples); without it, not checked")
     p.add_argument("--out", required=True, help="report directory (report.html, metrics.json, plots/)")
     p.add_argument("--threshold", type=float, default=2.0,
-                   help="an observable passes when W1 <= threshold x its reference floor in every condition")
+                   help="effect size (W1 over the median W1 of the permutation null) beyond which a significant "
+                   "difference fails (default 2)")
+    p.add_argument("--level", type=float, default=0.01,
+                   help="family-wise error rate of the significance tests, Holm-corrected over all comparisons "
+                   "(default 0.01)")
     p.add_argument("--pdf", action="store_true", help="also write the plots as PDF")
     p.add_argument("--no-classifier", action="store_true", help="skip the classifier two-sample test")
     p.add_argument("--allow-pickle", action="store_true", help="read Python pickles (trusted files only)")
@@ -275,12 +281,14 @@ def _simulate(args) -> None:
         print(f"wrote {n} {system.NAME} samples to {args.out}")
 
 
-def _run(args) -> None:
+def _run(args) -> int:
     from physgan.pipeline import run
 
     if args.force and args.resume:
         raise UserError("--force starts the run again, --resume continues it: choose one")
-    run(args.system, args.preset, args.out, args.set, force=args.force, resume=args.resume, quiet=args.quiet)
+    summary = run(args.system, args.preset, args.out, args.set, force=args.force, resume=args.resume,
+                  quiet=args.quiet)
+    return 0 if summary["verdict"] == "pass" else 1
 
 
 def _train(args) -> None:
@@ -317,14 +325,18 @@ def _sample(args) -> None:
         print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
 
 
-def _validate(args) -> None:
+def _validate(args) -> int:
+    from physgan.validation import verdict
     from physgan.validation.validate import validate, verdict_line
 
     metrics = validate(args.reference, args.generated, args.out, training=args.train, threshold=args.threshold,
-                       pdf=args.pdf, force=args.force, quiet=args.quiet, allow_pickle=args.allow_pickle,
-                       seed=args.seed, classifier=not args.no_classifier, device=args.device)
+                       level=args.level, pdf=args.pdf, force=args.force, quiet=args.quiet,
+                       allow_pickle=args.allow_pickle, seed=args.seed, classifier=not args.no_classifier,
+                       device=args.device)
     if not args.quiet:
+        print(verdict.table(metrics))
         print(verdict_line(metrics, args.out))
+    return verdict.exit_status(metrics)
 
 
 def _merge(args) -> None:
@@ -354,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
-            args.run(args)
+            status = args.run(args) or 0  # validate and run: 1 when the verdict fails
         finally:
             sys.stdout.flush()  # so that a reader gone away (physgan inspect F | head) shows up here
     except BrokenPipeError:
@@ -367,4 +379,4 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("physgan: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return status

@@ -1,11 +1,11 @@
-"""Judge any jets sample against a reference by a preset's acceptance checks (the ones `physgan run` applies).
+"""Judge any sample against a reference by a preset's verdict (the checks `physgan run` applies).
 
     python scripts/preset_checks.py REFERENCE SAMPLE REPORT_DIR [--preset full|quick|FILE.toml]
 
-Runs physgan's validation (classifier AUC, FPD, W1 per class and pT bin) into REPORT_DIR, then the preset's
-per-class checks (W1 / floor with all pT pooled, the W' mass median, AUC, FPD). Used to calibrate the
-targets: a second Monte Carlo seed, another Pythia tune or a shower-scale variation judged like a generator
-(docs/results/jets.md, "How strict the full preset's checks are").
+Runs physgan's validation into REPORT_DIR with the preset's targets among its checks, and prints the
+verdict's table. Used to calibrate the targets: a second Monte Carlo seed, another Pythia tune or a
+shower-scale variation judged like a generator (docs/results/jets.md, "How strict the full preset's checks
+are"). Exit status as `physgan validate`'s: 0 pass, 1 fail, 2 error.
 """
 import argparse
 import sys
@@ -14,24 +14,18 @@ from physgan.errors import UserError
 from physgan.io import open_samples
 from physgan.pipeline import preset_path_values, resolve
 from physgan.systems import get_system
+from physgan.validation import verdict
 from physgan.validation.validate import validate
 
 
-def preset_checks(reference, sample, metrics: dict, preset: str = "full") -> str:
-    """The preset's acceptance text for `sample` against `reference`, given their validation metrics."""
-    jets = get_system("jets")
-    fidelity = resolve(jets, preset_path_values("jets", preset))["fidelity"]  # as `physgan run jets --preset`
-    text, _ = jets.fidelity_report(open_samples(reference), open_samples(sample), fidelity, metrics)
-    classifier = metrics["classifier"]
-    lines = [text, f"classifier AUC {classifier['auc']:.3f} +- {classifier['auc_err']:.3f}; per class and pT bin: "
-             + ", ".join(f"{entry['auc']:.3f}" for entry in classifier["per_condition"])]
-    lines += [f"W1/floor {name}: pooled {entry['ratio']:.2f}; per class and pT bin: "
-              + ", ".join(f"{p['ratio']:.2f}" for p in entry["per_condition"])
-              for name, entry in metrics["observables"].items()]
-    return "\n".join(lines)
+def preset_checks(reference, sample, report, preset: str = "full") -> dict:
+    """The validation metrics of `sample` against `reference`, the preset's targets among the checks."""
+    system = get_system(open_samples(reference).system)
+    fidelity = resolve(system, preset_path_values(system.NAME, preset))["fidelity"]  # as `physgan run --preset`
+    return validate(reference, sample, report, seed=0, force=True, quiet=True, fidelity=fidelity)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reference")
     parser.add_argument("sample")
@@ -39,12 +33,13 @@ def main() -> None:
     parser.add_argument("--preset", default="full", help="as physgan run's: quick, full or a TOML file")
     args = parser.parse_args()
     try:
-        metrics = validate(args.reference, args.sample, args.report, seed=0, force=True, quiet=True)
-        print(preset_checks(args.reference, args.sample, metrics, args.preset))
+        metrics = preset_checks(args.reference, args.sample, args.report, args.preset)
     except UserError as error:
         print(f"physgan: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return 2
+    print(verdict.table(metrics))
+    return verdict.exit_status(metrics)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

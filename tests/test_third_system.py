@@ -82,8 +82,8 @@ def test_toy_through_simulate_train_sample_validate(toy, tmp_path, capsys, one_t
 
     code, out, err = run_cli(capsys, "validate", "--reference", test, "--generated", gen, "--train", train,
                              "--out", tmp_path / "report", "--quiet")
-    assert code == 0, err
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert code == (0 if metrics["verdict"] == "pass" else 1), err  # the exit status is the verdict's
     assert metrics["system"] == "toy" and metrics["verdict"] in ("pass", "fail")
     assert set(metrics["observables"]) == {"x2", "x_mean"}
     assert metrics["toy"]["memorisation"]["checked"]
@@ -120,6 +120,9 @@ def test_toy_through_physgan_run(toy, tmp_path, capsys, one_torch_thread):
                       '[train]\nsteps = 10\nn_critic = 1\nmonitor_every = 5\ndevice = "cpu"\n'
                       '[sample]\nn_per_condition = 100\n')
     code, out, err = run_cli(capsys, "run", "toy", "--preset", preset, "--out", tmp_path / "run", "--quiet")
-    assert code == 0, err
     summary = json.loads((tmp_path / "run" / "timings.json").read_text())
-    assert [row["width"] for row in summary["fidelity"]["per_width"]] == [0.5, 2.0]
+    assert code == (0 if summary["verdict"] == "pass" else 1), err
+    metrics = json.loads((tmp_path / "run" / "report" / "metrics.json").read_text())
+    assert [row["width"] for row in metrics["fidelity"]["per_width"]] == [0.5, 2.0]
+    assert [c["check"] for c in summary["checks"] if c["check"].endswith("(preset)")] == [
+        "mean x^2 at width 0.5 (preset)", "mean x^2 at width 2 (preset)"]

@@ -9,8 +9,8 @@ reading files and `physgan --help` stay light.
 
 Members a system may lack are still declared, with the value None (System.write_root, System.refine). Those
 that the engine reads with a default, and that a module may therefore leave out, are listed by the
-protocols of optional members (GenerativeExtras, GeneratorPrior). missing_members(module, protocol) lists
-what a module lacks; tests/test_third_system.py builds a complete system inside the tests.
+protocols of optional members (GenerativeExtras, GeneratorPrior, ValidationExtras). missing_members(module,
+protocol) lists what a module lacks; tests/test_third_system.py builds a complete system inside the tests.
 """
 from __future__ import annotations
 
@@ -129,9 +129,10 @@ class System(Protocol):
 
     def fidelity_report(self, reference: Samples, generated: Samples, fidelity, metrics: dict | None = None
                         ) -> tuple[str, dict]:
-        """`physgan run`'s last stage: judge the generated sample against the test Monte Carlo by the
-        targets in `fidelity` (a FidelityConfig), with `physgan validate`'s metrics at hand. Returns the
-        text for the terminal and the JSON-able results (stored in timings.json)."""
+        """A run preset's targets, judged on the generated sample against the test Monte Carlo with the
+        rest of the validation's metrics at hand (physgan validate calls it when `physgan run` gives it the
+        preset's FidelityConfig). Returns a text with the details and JSON-able results holding "pass" and
+        "checks": rows {"check", "measured", "threshold", "pass"} that join the verdict's table."""
 
 
 class Generative(Protocol):
@@ -197,8 +198,7 @@ class GenerativeExtras(Protocol):
 
     FEATURE_WEIGHTS: tuple[float, ...]
     """relative weight of each physics feature in the matching and in the monitor score (default all 1),
-    e.g. so that the jets' seven points of one pixel spectrum count as one feature; train.feature_weights
-    replaces them by name"""
+    e.g. so that the jets' seven points of one pixel spectrum count as one feature"""
     CATEGORY_CONDITION: int
     """the column of a categorical condition (jets' class, 0): hierarchical generation keeps its summary
     model per category and runs it along the one other, continuous, condition (default None: none)"""
@@ -242,8 +242,10 @@ class Validation(Protocol):
     use [seed, 0] and [seed, 1, ...])."""
 
     OBSERVABLES: dict[str, Observable]
-    """per-sample observables compared distribution by distribution (W1 against its floor, KS, separation
-    power) overall and per condition, with labels and units for tables and axes; they decide the verdict"""
+    """per-sample observables compared distribution by distribution (a permutation test of W1, or of the
+    level populations of a discrete one; KS, separation power) per condition, with labels and units for
+    tables and axes; their tests are checks of the verdict, and together they are the inputs of the
+    classifier test on physics observables"""
     CONDITION_NAMES: tuple[str, ...]
     """names of the columns of conditions(), as they appear in metrics.json"""
 
@@ -284,6 +286,21 @@ class Validation(Protocol):
     def plots(self, reference: Measured, generated: Measured, extras: dict, plots_dir, pdf: bool
               ) -> list[tuple[str, str]]:
         """System-specific figures written into plots_dir (also as PDF with pdf): [(title, file name)]."""
+
+
+class ValidationExtras(Protocol):
+    """Optional members of system.validation; the engine reads them with getattr and a default."""
+
+    EXACT_TOLERANCE: dict[str, float]
+    """quantity -> the relative deviation from the exact value beyond which a significant deviation fails
+    (a run's preset may override it by quantity)"""
+
+    def exact_checks(self, reference: Measured, generated: Measured) -> list[dict]:
+        """Comparisons with exactly known values (Ising: Kaufman's finite-torus <e> and C per temperature),
+        one dict per quantity and condition: "quantity", "condition" (label), "exact", "gen", "gen_err",
+        "gen_pull", "ref", "ref_err", "ref_pull", "relative" ((gen - exact) / |exact|) and "p_value" (of the
+        generated sample's deviation). The engine adds them to the family of tests of the verdict (default:
+        none)."""
 
 
 def members(protocol: type) -> tuple[str, ...]:

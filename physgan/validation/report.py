@@ -32,14 +32,20 @@ GENERATED_STYLE = {"fmt": "s", "color": "C3", "ms": 4, "mfc": "none", "label": "
 # Plotting helpers
 
 
-def _mplhep():
-    """mplhep, after checking that every plotting library is there (they are an optional extra)."""
+def require_plotting() -> None:
+    """One line naming the extra to install when a plotting library is missing (validate calls this first)."""
     try:
         import matplotlib  # noqa: F401
-        import mplhep
+        import mplhep  # noqa: F401
     except ImportError as exc:
         raise UserError(f"validation plots need matplotlib and mplhep ({exc}); "
                         "install them with: pip install 'physgan[report]'") from None
+
+
+def _mplhep():
+    require_plotting()
+    import mplhep
+
     return mplhep
 
 
@@ -173,7 +179,7 @@ def observable_plots(observables: dict, reference, generated, metrics: dict, plo
                        legend=c == 0)
             out.append((f"{observable.description.capitalize()} ({observable.label}) per condition",
                         save(fig, plots_dir, f"hist_{name}", pdf)))
-        out.append(("W1 / floor of every comparison", _ratio_overview(observables, metrics, labels, plots_dir, pdf)))
+        out.append(("W1 / floor of every comparison (filled: significant)", _ratio_overview(observables, metrics, labels, plots_dir, pdf)))
     return out
 
 
@@ -187,9 +193,11 @@ def _ratio_overview(observables: dict, metrics: dict, labels: list[str], plots_d
     for i, (name, observable) in enumerate(observables.items()):
         rows = metrics["observables"][name]["per_condition"]
         ratio = np.array([_float(r["ratio"]) for r in rows])
-        error = np.array([_float(r["ratio_err"]) for r in rows])
+        significant = np.array([r["significant"] for r in rows], dtype=bool)
         offset = (i - (len(observables) - 1) / 2) * 0.08
-        ax.errorbar(x + offset, ratio, error, fmt="o", ms=4, label=observable.tex)
+        # filled: significant after the multiple-testing correction; open: within chance
+        line, = ax.plot(x + offset, np.where(significant, ratio, np.nan), "o", ms=5, label=observable.tex)
+        ax.plot(x + offset, np.where(significant, np.nan, ratio), "o", ms=5, mfc="none", color=line.get_color())
         largest = max(largest, np.nanmax(ratio, initial=1.0))
     ax.axhline(metrics["threshold"], color="red", ls="--", label=f"threshold {metrics['threshold']:g}")
     ax.axhline(1.0, color="grey", lw=1)
@@ -230,10 +238,13 @@ figcaption { font-weight: bold; margin-bottom: 0.3em; }
 
 EXPLANATION = (
     "<p><b>W1</b> is the earth mover's distance between the distributions of an observable in the two samples "
-    "(in the observable's units). Finite samples differ by chance, so W1 is set against its <b>floor</b>: W1 between "
-    "two disjoint reference subsamples of the same size, measured with the identical protocol. <b>W1/floor</b> near 1 "
-    "means the generated sample is as close to the reference as the reference is to itself; an observable passes when "
-    "W1/floor is at most the threshold at <i>every</i> condition. <b>KS</b> is the largest difference between the two "
+    "(in the observable's units). Finite samples differ by chance, so W1 is set against its <b>floor</b>: the median "
+    "W1 between random re-splits of the pooled samples at the same sizes (a permutation test; its <b>p</b>-value is "
+    "the fraction of re-splits at least as far apart; a discrete observable is tested on its level populations). "
+    "<b>W1/floor</b>, the effect size, is near 1 for a sample as close to the reference as chance allows. A comparison "
+    "fails when it is <b>significant</b> after Holm's correction over all comparisons of the report (the family-wise "
+    "level is stated above) and its effect is beyond the threshold; exact values fail the same way when the relative "
+    "deviation is beyond the tolerance. <b>KS</b> is the largest difference between the two "
     "cumulative distributions (0 identical, 1 disjoint). <b>Separation power</b> is ½ Σ (h₁ − h₂)²/(h₁ + h₂) over "
     "normalised histograms (0 identical, 1 disjoint). <b>AUC</b> is the area under the ROC curve of a classifier "
     "trained to tell reference from generated samples and evaluated on held-out samples: 0.5 means it cannot tell "
@@ -292,20 +303,30 @@ def worst_observables(metrics: dict, count: int = 3) -> list[tuple[str, float, s
 
 def _summary(metrics: dict, observables: dict, content: dict) -> str:
     verdict = metrics["verdict"]
+    physics = metrics["physics_classifier"]
+    physics_auc = (f"{mean_err(physics['auc'], physics['auc_err'])}; Monte Carlo against Monte Carlo "
+                   f"{mean_err(physics['mc_auc'], physics['mc_auc_err'])}" if physics.get("auc") is not None
+                   else f"not run ({physics.get('skipped', '')})")
     worst = "".join(f"<li>{esc(observables[n].label)}: W1/floor = {esc(fmt(r, 3))} at {esc(where)} "
                     f"({'pass' if ok else 'FAIL'})</li>" for n, r, where, ok in worst_observables(metrics))
     c = metrics["classifier"]
     auc = (f"{mean_err(c['auc'], c['auc_err'])} (0.5 = indistinguishable)" if c.get("auc") is not None
            else f"not run ({c.get('skipped', '')})")
-    rows = [("Threshold", f"W1 ≤ {fmt(metrics['threshold'])} × floor in every condition"),
+    rows = [("Threshold", f"W1 ≤ {fmt(metrics['threshold'])} × floor in every condition where significant"),
             ("Reference", _file_summary(metrics["reference"])), ("Generated", _file_summary(metrics["generated"])),
             ("Conditions", ", ".join(c["label"] for c in metrics["conditions"])),
-            ("Classifier AUC", auc)] + list(content.get("summary", []))
+            ("Classifier AUC on physics observables", physics_auc),
+            ("Classifier AUC on raw samples (diagnostic)", auc)] + list(content.get("summary", []))
     body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     return (f'<div class="summary"><p>Verdict: <span class="verdict {esc(verdict)}">{esc(verdict.upper())}</span> '
-            f"({sum(o['pass'] for o in metrics['observables'].values())} of {len(metrics['observables'])} observables "
-            f"pass)</p><p>Worst observables (largest W1/floor over conditions):</p><ul>{worst}</ul>"
-            f"<table>{body}</table></div>")
+            f"({sum(c['pass'] for c in metrics['checks'])} of {len(metrics['checks'])} checks pass)</p>"
+            f"{_checks(metrics)}<p>Worst observables (largest W1/floor over conditions):</p><ul>{worst}</ul>"
+            f"<table>{body}</table>{_fidelity_text(metrics)}</div>")
+
+
+def _fidelity_text(metrics: dict) -> str:
+    fidelity = metrics.get("fidelity")
+    return "" if not fidelity else f"<p>The preset's targets in detail:</p><pre>{esc(fidelity['text'])}</pre>"
 
 
 def _file_summary(entry: dict) -> str:
@@ -337,21 +358,42 @@ def _provenance(metrics: dict) -> str:
 
 
 def _observable_tables(metrics: dict, observables: dict) -> str:
-    overview = [[observables[n].label, fmt(r["w1"]), fmt(r["w1_floor"]), fmt(r["ratio"], 3), fmt(r["ks"], 3),
-                 fmt(r["separation_power"], 3), r["pass"]] for n, r in metrics["observables"].items()]
-    parts = ["<p class='note'>All conditions pooled; the pass column is the verdict over conditions.</p>",
-             table(["observable", "W1", "floor", "W1/floor", "KS", "sep. power", "every condition"], overview, 6)]
+    overview = [[observables[n].label, fmt(r["w1"]), fmt(r["w1_floor"]), fmt(r["ratio"], 3), fmt(r["p_value"], 2),
+                 fmt(r["ks"], 3), fmt(r["separation_power"], 3), r["pass"]] for n, r in metrics["observables"].items()]
+    parts = ["<p class='note'>All conditions pooled (p not corrected: the pooled comparisons are not in the family); "
+             "the pass column is the verdict over conditions.</p>",
+             table(["observable", "W1", "floor", "W1/floor", "p", "KS", "sep. power", "every condition"], overview, 7)]
     for name, result in metrics["observables"].items():
         obs = observables[name]
         unit = f" [{obs.unit}]" if obs.unit else ""
         rows = [[c["label"], p["n_ref"], p["n_gen"], mean_err(p["ref_mean"], p["ref_err"]),
                  mean_err(p["gen_mean"], p["gen_err"]), fmt(p["w1"]), fmt(p["w1_floor"]), fmt(p["ratio"], 3),
-                 fmt(p["ks"], 3), fmt(p["separation_power"], 3), p["pass"]]
+                 fmt(p["p_value"], 2), p["significant"], fmt(p["ks"], 3), fmt(p["separation_power"], 3), p["pass"]]
                 for c, p in zip(metrics["conditions"], result["per_condition"])]
         parts.append(f"<h3>{esc(obs.label)}{esc(unit)}: {esc(obs.description)}</h3>")
-        parts.append(table(["condition", "n ref", "n gen", "ref mean", "gen mean", "W1", "floor", "W1/floor", "KS",
-                            "sep. power", "pass"], rows, 10))
+        parts.append(table(["condition", "n ref", "n gen", "ref mean", "gen mean", "W1", "floor", "W1/floor", "p",
+                            "significant", "KS", "sep. power", "pass"], rows, 12))
+    if metrics["exact"]:
+        rows = [[e["quantity"], e["condition"], fmt(e["exact"], 6), mean_err(e["ref"], e["ref_err"]),
+                 fmt(e["ref_pull"], 3), mean_err(e["gen"], e["gen_err"]), fmt(e["gen_pull"], 3),
+                 f"{100 * e['relative']:+.2f} %", f"{100 * e['tolerance']:g} %", fmt(e["p_value"], 2),
+                 e["significant"], e["pass"]] for e in metrics["exact"]]
+        parts.append("<h3>Exact values</h3>")
+        parts.append(table(["quantity", "condition", "exact", "reference", "pull", "generated", "pull", "deviation",
+                            "tolerance", "p", "significant", "pass"], rows, 11))
     return "".join(parts)
+
+
+def _checks(metrics: dict) -> str:
+    rows = [[c["check"], c["measured"], c["threshold"], c["pass"]] for c in metrics["checks"]]
+    family = metrics["multiple_testing"]
+    skipped = "".join(f"<li>{esc(s['label'])}: {esc(s['n_ref'])} reference, {esc(s['n_gen'])} generated</li>"
+                      for s in metrics["not_judged"])
+    return (table(["check", "measured", "threshold", "pass"], rows, 3)
+            + f"<p class='note'>Significance: Holm's procedure over {esc(family['family_size'])} comparisons at "
+              f"family-wise level {esc(family['level'])}. Judged: {esc(metrics['judged']['n_ref'])} reference and "
+              f"{esc(metrics['judged']['n_gen'])} generated samples.</p>"
+            + (f"<p>Not judged (fewer samples than a comparison needs):</p><ul>{skipped}</ul>" if skipped else ""))
 
 
 def _classifier_section(metrics: dict) -> str:
@@ -380,7 +422,6 @@ def write_html(path, metrics: dict, *, observables: dict, content: dict, plots: 
     """The report: summary, meaning of the numbers, provenance, tables, system extras, plots."""
     extra_tables = "".join(f"<h3>{esc(t['title'])}</h3>{table(t['headers'], t['rows'])}"
                            f"<p class='note'>{esc(t.get('note', ''))}</p>" for t in content.get("tables", []))
-    protocol = metrics["floor_protocol"]
     title = f"physgan validation: {metrics['system']}"
     document = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title><style>{CSS}</style></head>
@@ -391,7 +432,7 @@ def write_html(path, metrics: dict, *, observables: dict, content: dict, plots: 
 {_summary(metrics, observables, content)}
 <h2>What the numbers mean</h2>
 {EXPLANATION}
-<p class="note">Floor protocol: {esc(protocol['description'])}</p>
+<p class="note">Test protocol: {esc(metrics['test_protocol'])}</p>
 <h2>Provenance</h2>
 {_provenance(metrics)}
 <h2>Observables</h2>

@@ -57,19 +57,21 @@ from physgan.progress import progress_bar
 from physgan.stats import mean_and_error
 from physgan.systems import get_system
 from physgan.validation import metrics as m
-from physgan.validation.histograms import BINS, histogram_edges
+from physgan.validation import verdict
+from physgan.validation.histograms import histogram_edges
+from physgan.validation.verdict import LEVEL
 
-ROUNDS = 30  # subsampling rounds of W1 and its floor
-SUBSAMPLE_DIVISOR = 4  # each round compares subsamples of min(n_ref, n_gen) // 4
-MAX_SUBSAMPLE = 50_000
+SCHEMA_VERSION = 2  # of metrics.json: 2 added the verdict's checks, the permutation tests and exact checks
 MIN_PER_CONDITION = 8  # fewer samples than this in a condition cannot give a floor
 MIN_CLASSIFIER_SAMPLES = 50  # per class; below this the split leaves nothing to test on
 CLASSIFIER = {"epochs": 5, "batch_size": 128, "lr": 1e-2}
 MEMORISATION_LEVEL = 1e-3  # p-value below which generated samples count as closer to the training sample
 NOT_CHECKED = {"checked": False, "reason": "no training sample given (physgan validate --train FILE)"}
-FLOOR_PROTOCOL = (f"in each of {ROUNDS} rounds, W1(reference subsample, generated subsample) and W1 between two "
-                  f"disjoint reference subsamples, all of size min(n_ref, n_gen) // {SUBSAMPLE_DIVISOR} "
-                  f"(at most {MAX_SUBSAMPLE}); W1 and floor are the means over rounds, errors their standard errors")
+TEST_PROTOCOL = ("per observable and condition, a permutation test at the sizes compared: W1 between the "
+                 "samples (for a discrete observable the chi-square of its level populations) against its "
+                 "distribution over random re-splits of the pooled samples (sequential stopping, Besag and "
+                 "Clifford 1991); floor = the median W1 of that null distribution, effect = W1 / floor; "
+                 "significance by Holm's procedure over all comparisons and exact checks")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Observable:
     tex: str
     unit: str = ""
     description: str = ""
+    discrete: bool = False  # values on a finite set of levels (a lattice's energies): tested level by level
 
     @property
     def axis_label(self) -> str:
@@ -90,9 +93,10 @@ class Observable:
 class Measured:
     """One sample file and what was measured on it.
 
-    conditions (n, k): per-sample condition values; rows (C, k): the distinct conditions, sorted, the same
-    for the reference and the generated sample; index (n,): the row of each sample; groups: for each row, the
-    indices of its samples; features {name: (n, ...)}: the plug-in's per-sample observables and helpers.
+    conditions (n, k): per-sample condition values; rows (C, k): the judged conditions, sorted, the same
+    for the reference and the generated sample; index (n,): the row of each sample (-1: a condition too
+    sparse to judge); groups: for each row, the indices of its samples; features {name: (n, ...)}: the
+    plug-in's per-sample observables and helpers.
     """
 
     samples: Samples
@@ -110,43 +114,46 @@ class Measured:
     def values(self, name: str, condition: int | None = None) -> np.ndarray:
         """Feature `name` of all samples, or of those at condition row `condition`."""
         x = self.features[name]
-        return x if condition is None else x[self.groups[condition]]
+        return x[self.index >= 0] if condition is None else x[self.groups[condition]]
 
 
-def validate(reference, generated, out_dir, *, training=None, threshold: float = 2.0, pdf: bool = False,
-             force: bool = False, quiet: bool = False, allow_pickle: bool = False, seed: int = 0,
+def validate(reference, generated, out_dir, *, training=None, threshold: float = 2.0, level: float = LEVEL,
+             pdf: bool = False, force: bool = False, quiet: bool = False, allow_pickle: bool = False, seed: int = 0,
              classifier: bool = True, max_classifier_samples: int = 20000, device: str = "cpu",
-             speed: dict | None = None) -> dict:
+             speed: dict | None = None, fidelity=None, tolerances: dict | None = None) -> dict:
     """Compare `generated` with `reference` (sample files of one system); write the report into `out_dir`.
 
-    Returns the metrics written to out_dir/metrics.json (docs/formats.md, "metrics.json"): a core schema
-    with these additions:
-    reference/generated also give source, format and provenance; each observable also the pooled means,
-    errors of W1, floor and ratio, the KS p-value, the worst per-condition ratio and where; each per-condition
-    entry also label, ratio, ratio_err, ks, separation_power, n_ref, n_gen; classifier also n_test, jsd, n_per_class and
-    per_condition AUCs (auc null when not run, with "skipped" saying why); top level: threshold, seed,
-    conditions (with labels and counts), floor_protocol, training (its file entry, or null), speed (or
-    null), and the plug-in's extras under the system's name, which include "memorisation": the plug-in's
-    memorisation result when a training sample is given, else {"checked": false, "reason": ...}.
-    The directory appears complete or not at all (built beside it, renamed at the end); an existing
-    non-empty one is replaced only with `force`. User mistakes raise UserError.
+    Returns the metrics written to out_dir/metrics.json (docs/formats.md, "metrics.json"). The verdict
+    ("pass" or "fail") is that of the table "checks" (verdict.py): the distributions of every observable,
+    the exactly known values where the plug-in has them, and, when `fidelity` (the system's FidelityConfig
+    of a run's preset) is given, the preset's targets. "not_judged" lists the conditions with too few
+    samples; "judged" counts the samples compared. The directory appears complete or not at all (built
+    beside it, renamed at the end); an existing non-empty one is replaced only with `force`. User mistakes
+    raise UserError, before any work where they can be seen then.
 
     training: the generator's training sample (optional), for the memorisation check;
-    threshold: an observable passes where W1 <= threshold x floor; pdf: also write plots as PDF;
-    seed: of every random choice (same seed, same numbers); classifier: run the classifier test, on at most
+    threshold: the effect size (W1 over the null's median W1) beyond which a significant difference fails;
+    level: the family-wise error rate of the significance tests (Holm); tolerances: {quantity: relative
+    tolerance} of the exact checks, overriding the plug-in's; pdf: also write plots as PDF;
+    seed: of every random choice (same seed, same numbers); classifier: run the classifier tests, on at most
     max_classifier_samples samples of each file (equal numbers per condition), on `device`;
     speed: where the caller timed both ways of producing samples (physgan run), {"monte_carlo": {"n",
     "seconds"}, "generator": {"n", "seconds", "device"}}: reported with the speed-up (metrics "speed").
     """
+    from physgan.validation import report
+
     if not (math.isfinite(threshold) and threshold > 0):
         raise UserError(f"--threshold must be a positive number, got {threshold}")
+    if not 0 < level < 1:
+        raise UserError(f"--level must lie between 0 and 1, got {level}")
+    report.require_plotting()  # before the work, not after it
     ref_samples, gen_samples = (open_samples(p, allow_pickle=allow_pickle) for p in (reference, generated))
     plugin = _plugin(ref_samples, gen_samples)
     train_samples = None if training is None else _training(plugin, training, ref_samples, allow_pickle)
-    ref, gen = match_conditions(plugin, ref_samples, gen_samples)
+    ref, gen, not_judged = match_conditions(plugin, ref_samples, gen_samples)
     classifier_rng = np.random.default_rng([seed, 0])
     keep = classifier_selection(ref, gen, max_classifier_samples, classifier_rng) if classifier else (None, None)
-    with output_directory(out_dir, force) as tmp, progress_bar(total=5, desc="validate", quiet=quiet) as bar, \
+    with output_directory(out_dir, force) as tmp, progress_bar(total=6, desc="validate", quiet=quiet) as bar, \
             single_threaded_torch():
         inputs = []
         for measured, indices in zip((ref, gen), keep):
@@ -155,27 +162,51 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
             bar.update(1)
         observables = {name: compare_observable(plugin, ref, gen, name, number, threshold, seed)
                        for number, name in enumerate(plugin.OBSERVABLES)}
+        exact = exact_checks(plugin, ref, gen, tolerances or {})
+        family = verdict.decide(observables, exact, level)
         bar.update(1)
         classifier_result = _classifier(plugin, ref, gen, keep, inputs, classifier_rng, device, enabled=classifier)
+        physics_result = _physics_classifier(plugin, ref, gen, np.random.default_rng([seed, 2]), device, classifier)
         bar.update(1)
         extras = plugin.extras(ref, gen, seed)
         extras["memorisation"] = (NOT_CHECKED if train_samples is None
                                   else plugin.memorisation(train_samples, ref, gen, seed))
-        results = to_json({
-            "physgan_version": __version__, "system": ref_samples.system,
+        results = {
+            "schema_version": SCHEMA_VERSION, "physgan_version": __version__, "git_commit": git_commit(),
+            "system": ref_samples.system,
             "reference": _file_entry(ref_samples), "generated": _file_entry(gen_samples),
             "training": None if train_samples is None else _file_entry(train_samples),
-            "verdict": "pass" if all(o["pass"] for o in observables.values()) else "fail",
-            "observables": observables, "classifier": classifier_result, "threshold": threshold, "seed": seed,
-            "conditions": _conditions(plugin, ref, gen),
-            "floor_protocol": {"rounds": ROUNDS, "subsample_divisor": SUBSAMPLE_DIVISOR,
-                               "max_subsample": MAX_SUBSAMPLE, "bins": BINS, "description": FLOOR_PROTOCOL},
-            ref_samples.system: extras,
-            "speed": None if speed is None else speed_summary(speed),
-        })
+            "observables": observables, "exact": exact, "multiple_testing": family,
+            "classifier": classifier_result, "physics_classifier": physics_result,
+            "threshold": threshold, "seed": seed, "conditions": _conditions(plugin, ref, gen),
+            "not_judged": not_judged, "judged": {"n_ref": int(np.count_nonzero(ref.index >= 0)),
+                                                 "n_gen": int(np.count_nonzero(gen.index >= 0))},
+            "test_protocol": TEST_PROTOCOL, ref_samples.system: extras,
+            "speed": None if speed is None else speed_summary(speed)}
+        labels = {name: observable.label for name, observable in plugin.OBSERVABLES.items()}
+        checks = verdict.distribution_rows(observables, labels, threshold) + verdict.exact_rows(exact)
+        if fidelity is not None:
+            text, targets = get_system(ref_samples.system).fidelity_report(ref_samples, gen_samples, fidelity,
+                                                                           to_json(results))
+            results["fidelity"] = {**targets, "text": text}
+            checks += targets["checks"]
+        results = to_json({**results, "checks": checks, "verdict": verdict.result(checks)})
+        bar.update(1)
         _write_report(tmp, results, plugin, ref, gen, extras, pdf)
         bar.update(1)
     return results
+
+
+def git_commit() -> str | None:
+    """The commit physgan runs from, where it runs from a git checkout (None otherwise)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,8 +234,10 @@ def _training(plugin, path, reference: Samples, allow_pickle: bool) -> Samples:
     return training
 
 
-def match_conditions(plugin, reference: Samples, generated: Samples) -> tuple[Measured, Measured]:
-    """Group both samples by condition; the two condition sets must be equal (no silent skipping)."""
+def match_conditions(plugin, reference: Samples, generated: Samples) -> tuple[Measured, Measured, list[dict]]:
+    """Group both samples by condition; the two condition sets must be equal (no silent skipping). A
+    condition with fewer than MIN_PER_CONDITION samples in either file is not judged: it is returned, with
+    its counts, in the third value, and its samples are left out of every comparison."""
     found = []
     for samples in (reference, generated):
         if samples.n == 0:
@@ -220,12 +253,17 @@ def match_conditions(plugin, reference: Samples, generated: Samples) -> tuple[Me
         raise UserError("the files hold different conditions: "
                         + "; ".join(only(ref_set, gen_set, reference.path) + only(gen_set, ref_set, generated.path))
                         + " (generate at exactly the reference's conditions)")
-    ref, gen = Measured(reference, ref_cond, ref_rows, ref_index), Measured(generated, gen_cond, ref_rows, gen_index)
-    for row, r, g in zip(ref.rows, ref.groups, gen.groups):
-        if min(len(r), len(g)) < MIN_PER_CONDITION:
-            raise UserError(f"too few samples at {plugin.condition_label(row)}: {len(r)} in {reference.path}, "
-                            f"{len(g)} in {generated.path} (need at least {MIN_PER_CONDITION} in each)")
-    return ref, gen
+    counts = [np.bincount(index, minlength=len(ref_rows)) for index in (ref_index, gen_index)]
+    judged = np.minimum(*counts) >= MIN_PER_CONDITION
+    not_judged = [{"condition": condition_dict(plugin, row), "label": plugin.condition_label(row), "n_ref": int(r),
+                   "n_gen": int(g)} for row, r, g, ok in zip(ref_rows, *counts, judged) if not ok]
+    if not judged.any():
+        raise UserError(f"no condition has at least {MIN_PER_CONDITION} samples in both {reference.path} and "
+                        f"{generated.path}: nothing to judge")
+    renumber = np.where(judged, np.cumsum(judged) - 1, -1)  # judged rows keep their order; the rest -> -1
+    ref = Measured(reference, ref_cond, ref_rows[judged], renumber[ref_index])
+    gen = Measured(generated, gen_cond, ref_rows[judged], renumber[gen_index])
+    return ref, gen, not_judged
 
 
 def _conditions(plugin, ref: Measured, gen: Measured) -> list[dict]:
@@ -246,36 +284,53 @@ def shortest_float(value) -> float:
 # One observable: W1 with floor, KS, separation power, means
 
 
-def compare(reference: np.ndarray, generated: np.ndarray, rng: np.random.Generator, threshold: float) -> dict:
-    """All metrics of one observable in one condition (or pooled): reference (n,), generated (m,)."""
-    size = min(MAX_SUBSAMPLE, min(len(reference), len(generated)) // SUBSAMPLE_DIVISOR)
-    w1 = m.w1_with_floor(reference, generated, rng, n_boot=ROUNDS, max_size=max(size, 1))
+def compare(reference: np.ndarray, generated: np.ndarray, rng: np.random.Generator, threshold: float,
+            discrete: bool = False) -> dict:
+    """All metrics of one observable in one condition (or pooled): reference (n,), generated (m,).
+
+    The test is a permutation test at the sizes compared (metrics.permutation_test): W1, or for a discrete
+    observable the chi-square of its level populations; w1_floor is the median W1 of its null distribution
+    and ratio = w1 / w1_floor the effect size. beyond_tolerance: ratio > threshold (whether that fails the
+    comparison depends on its significance in the whole family: verdict.decide)."""
+    test = m.permutation_test(reference, generated, rng, discrete=discrete)
     ks, ks_pvalue = m.ks_statistic(reference, generated)
     (ref_mean, ref_err), (gen_mean, gen_err) = mean_and_error(reference), mean_and_error(generated)
-    ratio_err = (w1["ratio"] * math.hypot(w1["w1_err"] / w1["w1"], w1["floor_err"] / w1["floor"])
-                 if w1["w1"] > 0 and w1["floor"] > 0 else float("nan"))
     return {"ref_mean": ref_mean, "ref_err": ref_err, "gen_mean": gen_mean, "gen_err": gen_err,
-            "w1": w1["w1"], "w1_err": w1["w1_err"], "w1_floor": w1["floor"], "w1_floor_err": w1["floor_err"],
-            "ratio": w1["ratio"], "ratio_err": ratio_err, "ks": ks, "ks_pvalue": ks_pvalue,
+            "w1": test["w1"], "w1_floor": test["floor"], "ratio": test["effect"], "test": test["statistic"],
+            "p_value": test["p_value"], "permutations": test["permutations"], "ks": ks, "ks_pvalue": ks_pvalue,
             "separation_power": m.separation_power(reference, generated, bins=histogram_edges(reference, generated)),
-            "pass": bool(w1["ratio"] <= threshold), "n_ref": len(reference), "n_gen": len(generated)}
+            "beyond_tolerance": bool(test["effect"] > threshold), "n_ref": len(reference), "n_gen": len(generated)}
 
 
 def compare_observable(plugin, ref: Measured, gen: Measured, name: str, number: int, threshold: float,
                        seed: int) -> dict:
-    """Pooled and per-condition comparison of one observable; it passes when every condition passes."""
-    pooled = compare(ref.values(name), gen.values(name), np.random.default_rng([seed, 1, number, 0]), threshold)
+    """Pooled and per-condition comparison of one observable (pass and significance: verdict.decide)."""
+    discrete = plugin.OBSERVABLES[name].discrete
+    pooled = compare(ref.values(name), gen.values(name), np.random.default_rng([seed, 1, number, 0]), threshold,
+                     discrete)
     per_condition = []
     for c, row in enumerate(ref.rows):
         result = compare(ref.values(name, c), gen.values(name, c),
-                         np.random.default_rng([seed, 1, number, c + 1]), threshold)
+                         np.random.default_rng([seed, 1, number, c + 1]), threshold, discrete)
         per_condition.append({"condition": condition_dict(plugin, row), "label": plugin.condition_label(row), **result})
     worst = max(per_condition, key=lambda p: p["ratio"] if math.isfinite(p["ratio"]) else math.inf)
     keys = ("w1", "w1_floor", "ratio", "ks", "separation_power", "ref_mean", "ref_err", "gen_mean", "gen_err",
-            "w1_err", "w1_floor_err", "ratio_err", "ks_pvalue")
-    return {**{k: pooled[k] for k in keys}, "pass": all(p["pass"] for p in per_condition),
-            "worst_ratio": worst["ratio"], "worst_condition": worst["label"],
+            "ks_pvalue", "p_value", "test")
+    return {**{k: pooled[k] for k in keys}, "worst_ratio": worst["ratio"], "worst_condition": worst["label"],
             "per_condition": per_condition}
+
+
+def exact_checks(plugin, ref: Measured, gen: Measured, tolerances: dict) -> list[dict]:
+    """The plug-in's comparisons with exactly known values (none where it has no exact_checks), each with
+    its tolerance (the plug-in's EXACT_TOLERANCE, `tolerances` overriding by quantity)."""
+    if getattr(plugin, "exact_checks", None) is None:
+        return []
+    limits = {**getattr(plugin, "EXACT_TOLERANCE", {}), **tolerances}
+    checks = plugin.exact_checks(ref, gen)
+    for check in checks:
+        check["tolerance"] = float(limits[check["quantity"]])
+        check["beyond_tolerance"] = bool(abs(check["relative"]) > check["tolerance"])
+    return checks
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,6 +415,22 @@ def _classifier(plugin, ref: Measured, gen: Measured, keep, inputs, rng, device,
     if len(keep[0]) < MIN_CLASSIFIER_SAMPLES:
         return {"auc": None, "auc_err": None, "skipped": f"fewer than {MIN_CLASSIFIER_SAMPLES} samples per class"}
     return classifier_test(plugin, ref, gen, keep, inputs, rng, device)
+
+
+def _physics_classifier(plugin, ref: Measured, gen: Measured, rng, device, enabled: bool) -> dict:
+    """The classifier test on each sample's physics observables (the plug-in's OBSERVABLES) and condition,
+    next to its Monte-Carlo-against-Monte-Carlo value (physics_classifier.py); auc null when not run."""
+    if not enabled:
+        return {"auc": None, "auc_err": None, "skipped": "disabled"}
+    from physgan.validation.physics_classifier import physics_classifier_test
+
+    columns = [(np.stack([measured.values(name) for name in plugin.OBSERVABLES], axis=1),
+                measured.conditions[measured.index >= 0].astype(np.float64)) for measured in (ref, gen)]
+    if min(len(columns[0][0]) // 2, len(columns[1][0])) < MIN_CLASSIFIER_SAMPLES:
+        return {"auc": None, "auc_err": None, "skipped": f"fewer than {MIN_CLASSIFIER_SAMPLES} samples per class"}
+    (ref_x, ref_c), (gen_x, gen_c) = columns
+    return {**physics_classifier_test(ref_x, ref_c, gen_x, gen_c, rng, device=device),
+            "observables": list(plugin.OBSERVABLES)}
 
 
 def classifier_test(plugin, ref: Measured, gen: Measured, keep, inputs, rng, device) -> dict:
@@ -539,9 +610,7 @@ def to_json(obj):
 
 
 def verdict_line(metrics: dict, out) -> str:
-    """One line for the terminal: verdict, failing observables, classifier AUC, where the report is."""
-    failing = [name for name, o in metrics["observables"].items() if not o["pass"]]
-    auc = metrics.get("classifier", {}).get("auc")
-    auc_text = f"; classifier AUC {auc:.3f}" if auc is not None else ""
-    return (f"verdict: {metrics['verdict'].upper()}" + (f" (failing: {', '.join(failing)})" if failing else "")
-            + f"{auc_text}; report: {out}/report.html")
+    """One line for the terminal: verdict, failing checks, where the report is."""
+    failing = [check["check"] for check in metrics["checks"] if not check["pass"]]
+    return (f"verdict: {metrics['verdict'].upper()}" + (f" (failing: {'; '.join(failing)})" if failing else "")
+            + f"; report: {out}/report.html")

@@ -116,7 +116,9 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
         pull = (gen.mean() - ref.mean()) / math.hypot(ref.std() / math.sqrt(len(ref)), gen.std() / math.sqrt(len(gen)))
         results.append({"width": width, "pull": pull, "pass": bool(abs(pull) <= fidelity.max_pull)})
     text = "\n".join(f"width {r['width']:g}: pull {r['pull']:+.2f} {'pass' if r['pass'] else 'FAIL'}" for r in results)
-    return text, {"per_width": results}
+    checks = [{"check": f"mean x^2 at width {r['width']:g} (preset)", "measured": f"pull {r['pull']:+.2f}",
+               "threshold": f"|pull| <= {fidelity.max_pull:g}", "pass": r["pass"]} for r in results]
+    return text, {"pass": all(r["pass"] for r in results), "per_width": results, "checks": checks}
 
 
 __getattr__ = lazy_submodules(__name__)

@@ -9,6 +9,10 @@ from physgan.validation.metrics import (
     auc_standard_error, classifier_two_sample_test, fpd, frechet_distance, kpd, ks_statistic, roc_auc,
     separation_power, w1_with_floor, wasserstein_1,
 )
+from physgan.validation import metrics as metrics_module
+from physgan.validation.metrics import (
+    _labelled_w1_chi2, benjamini_hochberg, holm, holm_adjusted, permutation_test,
+)
 
 
 def test_w1_of_a_shifted_sample_is_the_shift():
@@ -172,3 +176,185 @@ def test_classifier_separates_clearly_different_samples():
 def test_fpd_with_fewer_samples_than_min_samples_uses_half_to_all_of_them():
     # 1000 samples < the default 20000: sizes run from 500 to 1000 and the closed form still holds
     assert fpd(TWOS, ZEROS, np.random.default_rng(13))[0] == pytest.approx(2.0, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Permutation two-sample tests and multiple-testing control
+
+
+def test_vectorised_permutation_w1_is_scipys_w1_of_the_same_split():
+    rng = np.random.default_rng(20)
+    n, m = 70, 110
+    pooled = np.round(rng.normal(size=n + m), 1)  # rounded: ties between and within the samples
+    z = np.sort(pooled)
+    labels = np.stack([rng.permutation(n + m) < n for _ in range(5)])
+    w1, chi2 = _labelled_w1_chi2(labels, np.diff(z), n, m, None)
+    assert chi2 is None
+    for row, value in zip(labels, w1):
+        assert value == pytest.approx(scipy.stats.wasserstein_distance(z[row], z[~row]), abs=1e-12)
+    reference, generated = pooled[:n], pooled[n:] + 0.25
+    result = permutation_test(reference, generated, rng, max_permutations=200)
+    assert result["statistic"] == "w1" and result["value"] == result["w1"]
+    assert result["w1"] == pytest.approx(scipy.stats.wasserstein_distance(reference, generated), abs=1e-12)
+
+
+def test_permutation_chi2_is_scipys_contingency_chi2():
+    rng = np.random.default_rng(21)
+    reference = rng.choice([-1.0, 0.0, 0.5, 2.0], size=40, p=[0.1, 0.4, 0.3, 0.2])
+    generated = rng.choice([-1.0, 0.0, 0.5, 2.0, 3.0], size=60, p=[0.2, 0.2, 0.2, 0.3, 0.1])
+    levels = np.unique(np.concatenate([reference, generated]))
+    table = np.array([[np.sum(reference == v) for v in levels], [np.sum(generated == v) for v in levels]])
+    expected = scipy.stats.chi2_contingency(table, correction=False).statistic
+    result = permutation_test(reference, generated, rng, discrete=True, max_permutations=200)
+    assert result["statistic"] == "chi2"
+    assert result["value"] == pytest.approx(expected, rel=1e-12)
+    assert result["w1"] == pytest.approx(scipy.stats.wasserstein_distance(reference, generated), abs=1e-12)
+    # and per permutation: the vectorised level counts against scipy on the same split
+    z = np.sort(np.concatenate([reference, generated]))
+    ends = np.flatnonzero(np.diff(z) != 0)
+    counts = np.diff(np.concatenate([[-1], ends, [len(z) - 1]])).astype(float)
+    labels = np.stack([rng.permutation(100) < 40 for _ in range(5)])
+    _, chi2 = _labelled_w1_chi2(labels, np.diff(z), 40, 60, (ends, counts))
+    for row, value in zip(labels, chi2):
+        split = np.array([[np.sum(z[row] == v) for v in levels], [np.sum(z[~row] == v) for v in levels]])
+        assert value == pytest.approx(scipy.stats.chi2_contingency(split, correction=False).statistic, rel=1e-12)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_permutation_p_values_are_uniform_under_the_null_and_the_effect_is_one(discrete):
+    """200 seeded null comparisons at n = 200, m = 300: P(p <= 0.05) within 0.05 +- 3 sigma (binomial,
+    sigma = 0.015), median effect ~1 (over 2000 repetitions: 0.050 continuous, 0.041 discrete, which is
+    conservative as a discrete statistic must be; median effect 1.007 and 1.009)."""
+    rng = np.random.default_rng(22 + discrete)
+    p_values, effects = [], []
+    for _ in range(200):
+        if discrete:  # five levels, e.g. a magnetisation of a 4-spin system
+            reference, generated = rng.binomial(4, 0.4, 200).astype(float), rng.binomial(4, 0.4, 300).astype(float)
+        else:
+            reference, generated = rng.normal(size=200), rng.normal(size=300)
+        result = permutation_test(reference, generated, rng, discrete=discrete, max_permutations=500)
+        p_values.append(result["p_value"])
+        effects.append(result["effect"])
+    p_values = np.array(p_values)
+    sigma = np.sqrt(0.05 * 0.95 / 200)
+    assert abs(np.mean(p_values <= 0.05) - 0.05) <= 3 * sigma
+    assert 0.35 <= np.mean(p_values <= 0.5) <= 0.65
+    assert np.all((p_values > 0) & (p_values <= 1))
+    assert np.median(effects) == pytest.approx(1.0, abs=0.15)
+
+
+def test_permutation_test_detects_a_shift_and_a_moved_population():
+    rng = np.random.default_rng(24)
+    # 0.3 sigma at n = m = 1000: p at its minimum and effect > 2 in 200/200 seeds (effect 3.8 at the 1st
+    # percentile). At the n = m = 500 one might first try, p < 1e-3 holds in only 88% of seeds (a t-test:
+    # 92.5%), so that size would make the check a coin with a fixed seed.
+    shifted = permutation_test(rng.normal(size=1000), rng.normal(0.3, 1.0, size=1000), rng, max_permutations=2000)
+    assert shifted["p_value"] == pytest.approx(1 / 2001) and shifted["p_value"] < 1e-3
+    assert shifted["effect"] > 2
+    assert shifted["w1"] == pytest.approx(0.3, abs=0.1)
+    # same mean (1), population moved from the middle level to the outer ones
+    reference = rng.choice(3, size=300, p=[0.2, 0.6, 0.2]).astype(float)
+    generated = rng.choice(3, size=300, p=[0.35, 0.3, 0.35]).astype(float)
+    moved = permutation_test(reference, generated, rng, discrete=True, max_permutations=2000)
+    assert moved["p_value"] < 1e-3
+    assert moved["effect"] > 2
+
+
+def test_sequential_stopping_is_cheap_for_a_null_and_runs_to_the_end_for_a_strong_effect():
+    rng = np.random.default_rng(25)
+    null = permutation_test(rng.normal(size=1000), rng.normal(size=1000), rng, max_permutations=20000)
+    assert null["p_value"] > 0.1  # this seed; then 20 exceedances come within the first batch
+    assert null["permutations"] == 200
+    strong = permutation_test(rng.normal(size=1000), rng.normal(1.0, 1.0, size=1000), rng,
+                              max_permutations=1050, batch=200)
+    assert strong["permutations"] == 1050  # five full batches and a last one of 50
+    assert strong["p_value"] == 1 / 1051
+    # a batch larger than max_permutations: one (short) batch
+    assert permutation_test(np.zeros(3), np.ones(4), rng, max_permutations=30)["permutations"] == 30
+
+
+def test_permutation_test_split_into_small_blocks(monkeypatch):
+    """Blocks smaller than a batch (the memory cap for large samples) give the same answers."""
+    monkeypatch.setattr(metrics_module, "_PERMUTATION_BLOCK_ELEMENTS", 3 * 500)  # 3 permutations a block
+    rng = np.random.default_rng(26)
+    reference, generated = rng.normal(size=200), rng.normal(size=300)
+    result = permutation_test(reference, generated + 1.0, rng, max_permutations=1000)
+    assert result["permutations"] == 1000 and result["p_value"] == 1 / 1001
+    assert result["w1"] == pytest.approx(scipy.stats.wasserstein_distance(reference, generated + 1.0), abs=1e-12)
+    # the floor (null median W1 at 200 vs 300) is the same as with whole batches, within its Monte Carlo noise
+    monkeypatch.undo()
+    unblocked = permutation_test(reference, generated + 1.0, rng, max_permutations=1000)
+    assert result["floor"] == pytest.approx(unblocked["floor"], rel=0.1)
+
+
+def test_permutation_test_degenerate_inputs():
+    rng = np.random.default_rng(27)
+    for discrete in (False, True):
+        same = permutation_test(np.full(5, 2.0), np.full(7, 2.0), rng, discrete=discrete)
+        assert same["p_value"] == 1.0 and same["effect"] == 0.0 and same["floor"] == 0.0 and same["w1"] == 0.0
+        assert same["permutations"] == 200
+        with pytest.raises(ValueError):
+            permutation_test(np.array([]), np.ones(3), rng, discrete=discrete)
+        with pytest.raises(ValueError):
+            permutation_test(np.ones(3), np.array([]), rng, discrete=discrete)
+    with pytest.raises(ValueError):
+        permutation_test(np.array([0.0, np.nan]), np.ones(3), rng)
+    # 0 vs 1 everywhere: the exact p is 1 / C(12, 5) = 1/792 (only the observed split is as extreme)
+    split = permutation_test(np.zeros(5), np.ones(7), rng, discrete=True, max_permutations=50000)
+    assert split["value"] == pytest.approx(12.0)  # chi2 of a perfectly separated table = N
+    assert split["p_value"] == pytest.approx(1 / 792, rel=0.5)
+    assert split["w1"] == 1.0 and split["effect"] > 1
+
+
+def test_holm_and_benjamini_hochberg_by_hand():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    # Holm, M = 4, sorted 0.005, 0.01, 0.03, 0.04 against 0.05/4 = 0.0125, 0.05/3 = 0.0167, 0.05/2 = 0.025,
+    # 0.05/1: 0.005 <= 0.0125 yes, 0.01 <= 0.0167 yes, 0.03 <= 0.025 no -> stop: rejects 0.005 and 0.01.
+    np.testing.assert_array_equal(holm(p, 0.05), [True, False, False, True])
+    # adjusted: sorted 4 x 0.005 = 0.02, max(0.02, 3 x 0.01) = 0.03, max(0.03, 2 x 0.03) = 0.06,
+    # max(0.06, 1 x 0.04) = 0.06 -> back in input order [0.03, 0.06, 0.06, 0.02]
+    np.testing.assert_allclose(holm_adjusted(p), [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
+    # BH: thresholds k x 0.05 / 4 = 0.0125, 0.025, 0.0375, 0.05; the largest k with p_(k) <= threshold is
+    # k = 4 (0.04 <= 0.05), so all four are rejected.
+    np.testing.assert_array_equal(benjamini_hochberg(p, 0.05), [True, True, True, True])
+    # step-up: p_(1..3) = 0.03, 0.04, 0.045 all miss their own thresholds (0.0125, 0.025, 0.0375) but
+    # p_(4) = 0.048 <= 0.05 carries them; Holm (0.03 > 0.0125 at once) rejects none.
+    q = np.array([0.045, 0.03, 0.048, 0.04])
+    np.testing.assert_array_equal(benjamini_hochberg(q, 0.05), [True] * 4)
+    np.testing.assert_array_equal(holm(q, 0.05), [False] * 4)
+    # BH with a gap: 0.01 <= 0.0125, 0.02 <= 0.025, 0.03 <= 0.0375, 0.2 > 0.05 -> first three;
+    # Holm: 0.01 <= 0.0125, then 0.02 > 0.0167 -> first only
+    r = np.array([0.2, 0.03, 0.01, 0.02])
+    np.testing.assert_array_equal(benjamini_hochberg(r, 0.05), [False, True, True, True])
+    np.testing.assert_array_equal(holm(r, 0.05), [False, False, True, False])
+
+
+def test_multiple_testing_ignores_nan_and_adjusted_p_values_are_monotone():
+    p = np.array([0.01, np.nan, 0.04, 0.03, np.nan, 0.005])
+    # NaN (not tested) never rejected and not counted: the same family of 4 as the hand-worked example
+    np.testing.assert_array_equal(holm(p, 0.05), [True, False, False, False, False, True])
+    np.testing.assert_array_equal(benjamini_hochberg(p, 0.05), [True, False, True, True, False, True])
+    adjusted = holm_adjusted(p)
+    assert np.isnan(adjusted[[1, 4]]).all()
+    np.testing.assert_allclose(adjusted[[0, 2, 3, 5]], [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
+    assert not holm(np.full(3, np.nan), 0.05).any() and not benjamini_hochberg(np.array([]), 0.05).any()
+    # random families: adjusted p monotone in p, >= p, <= 1; holm == (adjusted <= alpha); shape kept
+    rng = np.random.default_rng(28)
+    for _ in range(20):
+        p = rng.uniform(size=(3, 4)) ** 3
+        p[rng.uniform(size=p.shape) < 0.2] = np.nan
+        adjusted = holm_adjusted(p)
+        assert adjusted.shape == p.shape
+        tested = ~np.isnan(p)
+        order = np.argsort(p[tested])
+        assert np.all(np.diff(adjusted[tested][order]) >= 0)
+        assert np.all(adjusted[tested] >= p[tested]) and np.all(adjusted[tested] <= 1)
+        for alpha in (0.01, 0.05, 0.2):
+            np.testing.assert_array_equal(holm(p, alpha), tested & (adjusted <= alpha))
+            bh = benjamini_hochberg(p, alpha)
+            assert bh.shape == p.shape and np.all(bh >= holm(p, alpha))  # BH rejects all Holm does
+    assert np.all(holm_adjusted(np.array([0.5, 0.6])) == 1.0)  # 2 x 0.5 = 1, then max(1, 1 x 0.6) = 1
+    with pytest.raises(ValueError):
+        holm(np.array([0.1, 1.5]), 0.05)
+    with pytest.raises(ValueError):
+        benjamini_hochberg(np.array([0.1]), 0.0)

@@ -95,12 +95,16 @@ def failing_observables(metrics):
 
 def test_an_independent_monte_carlo_sample_passes(independent):
     metrics, _ = independent
-    assert metrics["verdict"] == "pass"
-    for result in metrics["observables"].values():
-        assert all(p["ratio"] <= 2.0 for p in result["per_condition"])
-    classifier = metrics["classifier"]
-    assert abs(classifier["auc"] - 0.5) <= 4 * classifier["auc_err"]
-    assert len(classifier["per_condition"]) == len(TEMPS)
+    assert metrics["verdict"] == "pass" and all(check["pass"] for check in metrics["checks"])
+    comparisons = [p for result in metrics["observables"].values() for p in result["per_condition"]]
+    assert not any(p["significant"] for p in comparisons + metrics["exact"])
+    assert np.median([p["ratio"] for p in comparisons]) < 1.5  # the effect of an honest sample is about 1
+    assert {e["quantity"] for e in metrics["exact"]} >= {"e", "C"} and len(metrics["exact"]) >= 2 * len(TEMPS)
+    assert metrics["multiple_testing"]["family_size"] == len(comparisons) + len(metrics["exact"])
+    for classifier in (metrics["classifier"], metrics["physics_classifier"]):
+        assert abs(classifier["auc"] - 0.5) <= 4 * classifier["auc_err"]
+    assert len(metrics["classifier"]["per_condition"]) == len(TEMPS)
+    assert metrics["not_judged"] == [] and metrics["judged"] == {"n_ref": 3000, "n_gen": 3000}
     # Fuerrutter's distance of two honest samples: pulls of variance about 2, so D of order sqrt 2
     assert 0.3 < metrics["ising"]["fuerrutter_distance"]["D"] < 3
 
@@ -109,6 +113,8 @@ def test_three_percent_random_spin_flips_fail(files, tmp_path):
     metrics = validate(files["reference"], files["flipped"], tmp_path / "out", quiet=True, pdf=True)
     assert metrics["verdict"] == "fail"
     assert "e" in failing_observables(metrics)
+    assert not all(e["pass"] for e in metrics["exact"] if e["quantity"] == "e")  # <e> far from Kaufman's value
+    assert metrics["physics_classifier"]["auc"] > 0.5 + 4 * metrics["physics_classifier"]["auc_err"]
     assert metrics["classifier"]["auc"] > 0.5 + 4 * metrics["classifier"]["auc_err"]
     assert metrics["ising"]["fuerrutter_distance"]["D"] > 5
     assert (tmp_path / "out" / "plots" / "hist_e.pdf").is_file()
@@ -118,11 +124,13 @@ def test_a_sign_collapse_below_tc_fails_on_signed_m_alone(files, tmp_path):
     metrics = validate(files["reference"], files["collapsed"], tmp_path / "out", quiet=True, classifier=False)
     assert metrics["verdict"] == "fail"
     assert failing_observables(metrics) == {"m"}
+    assert [c["check"] for c in metrics["checks"] if not c["pass"]] == ["m: distribution (chi-square on levels)"]
     below = [c["condition"]["T"] < critical_temperature() for c in metrics["conditions"]]
     assert [not p["pass"] for p in metrics["observables"]["m"]["per_condition"]] == below
     fractions = metrics["ising"]["fraction_m_positive"]
     assert [f["gen"] >= 0.99 for f in fractions] == below  # m = 0 exactly stays (rarely, at T_c)
     assert metrics["classifier"] == {"auc": None, "auc_err": None, "skipped": "disabled"}
+    assert metrics["physics_classifier"] == {"auc": None, "auc_err": None, "skipped": "disabled"}
 
 
 def test_temperature_labels_shifted_by_a_tenth_fail(files, tmp_path):
@@ -153,10 +161,12 @@ def test_results_reproduce_and_do_not_depend_on_the_other_steps(files, independe
 
 
 FILE_SCHEMA = {"path": str, "n": int}
-OBSERVABLE_SCHEMA = {"w1": float, "w1_floor": float, "ratio": float, "ks": float, "separation_power": float,
-                     "pass": bool, "per_condition": list}
+OBSERVABLE_SCHEMA = {"w1": float, "w1_floor": float, "ratio": float, "p_value": float, "ks": float,
+                     "separation_power": float, "pass": bool, "per_condition": list}
 CONDITION_SCHEMA = {"condition": dict, "ref_mean": float, "ref_err": float, "gen_mean": float, "gen_err": float,
-                    "w1": float, "w1_floor": float, "pass": bool}
+                    "w1": float, "w1_floor": float, "ratio": float, "p_value": float, "significant": bool,
+                    "beyond_tolerance": bool, "pass": bool}
+CHECK_SCHEMA = {"check": str, "measured": str, "threshold": str, "pass": bool}
 
 
 def assert_schema(entry, schema):
@@ -167,8 +177,14 @@ def assert_schema(entry, schema):
 def test_metrics_json_follows_the_design_schema(independent):
     metrics, out = independent
     assert json.loads((out / "metrics.json").read_text()) == metrics
-    assert_schema(metrics, {"physgan_version": str, "system": str, "reference": dict, "generated": dict,
-                            "verdict": str, "observables": dict, "classifier": dict})
+    assert_schema(metrics, {"schema_version": int, "physgan_version": str, "system": str, "reference": dict,
+                            "generated": dict, "verdict": str, "checks": list, "observables": dict, "exact": list,
+                            "multiple_testing": dict, "classifier": dict, "physics_classifier": dict,
+                            "not_judged": list, "judged": dict})
+    assert metrics["schema_version"] == 2 and metrics["multiple_testing"]["method"] == "holm"
+    assert metrics["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}", metrics["git_commit"])
+    for check in metrics["checks"]:
+        assert_schema(check, CHECK_SCHEMA)
     assert metrics["system"] == "ising" and metrics["verdict"] in ("pass", "fail")
     for role in ("reference", "generated"):
         assert_schema(metrics[role], FILE_SCHEMA)
@@ -218,6 +234,40 @@ def test_a_condition_missing_from_one_file(files, tmp_path):
     with pytest.raises(UserError, match=r"T = 3 only in .*reference\.h5"):
         validate(files["reference"], partial, tmp_path / "out", quiet=True)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_sparse_condition_is_not_judged_and_the_rest_is(files, tmp_path):
+    """Five generated samples at T = 3 cannot be judged: that condition is listed with its counts, the others
+    are validated as usual."""
+    sparse = rewrite(files["independent"], tmp_path / "sparse.h5",
+                     lambda c: {name: values[(c["T"] != TEMPS[2]) | (np.arange(len(c["T"])) < 5)]
+                                for name, values in c.items()})
+    assert np.count_nonzero(open_samples(sparse).read("T") == TEMPS[2]) == 5
+    metrics = validate(files["reference"], sparse, tmp_path / "out", quiet=True, classifier=False)
+    assert metrics["not_judged"] == [{"condition": {"T": 3.0}, "label": "T = 3", "n_ref": 1000, "n_gen": 5}]
+    assert metrics["judged"] == {"n_ref": 2000, "n_gen": 2000}
+    assert [c["label"] for c in metrics["conditions"]] == ["T = 1.8", "T = 2.269"]
+    assert all(len(r["per_condition"]) == 2 for r in metrics["observables"].values())
+    assert metrics["verdict"] == "pass"
+
+
+def test_without_the_plotting_extras_validate_refuses_before_any_work(files, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mplhep", None)  # import mplhep now raises ImportError
+    with pytest.raises(UserError, match=r"pip install 'physgan\[report\]'"):
+        validate(files["reference"], files["independent"], tmp_path / "out", quiet=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_command_line_exits_with_the_verdict(files, tmp_path, capsys):
+    from physgan.cli import main
+
+    args = ["validate", "--reference", str(files["reference"]), "--no-classifier"]
+    assert main(args + ["--generated", str(files["independent"]), "--out", str(tmp_path / "a")]) == 0
+    assert main(args + ["--generated", str(files["collapsed"]), "--out", str(tmp_path / "b")]) == 1
+    out = capsys.readouterr().out
+    assert out.count("verdict: PASS") == 2 and out.count("verdict: FAIL") == 2  # the table's line and the summary
+    assert (tmp_path / "b" / "metrics.json").is_file()  # a failing verdict is written all the same
+    assert main(args + ["--generated", str(files["collapsed"]), "--out", str(tmp_path / "c"), "--level", "2"]) == 2
 
 
 def test_files_of_another_system(files, tmp_path):

@@ -203,7 +203,7 @@ def observables_report(samples) -> str:
 
 @dataclass
 class FidelityConfig:
-    """Per-temperature acceptance of a run's generated means against its test Monte Carlo (see README)."""
+    """Per-temperature acceptance of a run's generated means against its test Monte Carlo (a preset's [fidelity])."""
 
     relative: dict = field(default_factory=dict)
     """observable -> relative tolerance of the mean (or within 3 combined standard errors); a key
@@ -257,6 +257,14 @@ def local_equilibrium_line(ref: dict, gen: dict) -> str:
     return f"local-equilibrium temperature (Callen identity) minus T: GAN {span(gen)}; MC {span(ref)}"
 
 
+def capped_error(gen_err: float, ref_err: float, n_ref: int, n_gen: int) -> float:
+    """The generated sample's standard error, capped at what the reference's spread gives at the generated
+    sample size, ref_err sqrt(n_ref / n_gen): a generated distribution that is too broad must not widen its
+    own tolerance (a too narrow one tightens it, which is safe). Used by fidelity_report and
+    validation.exact_checks."""
+    return float(min(gen_err, ref_err * np.sqrt(n_ref / n_gen)))
+
+
 def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dict | None = None) -> tuple[str, dict]:
     """Generated vs reference Monte Carlo per temperature: <e>, <|m|>, fraction of m > 0, and pass/fail.
 
@@ -285,9 +293,7 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
         for name in ("e", "abs_m"):
             tolerance = _tolerance(fidelity.relative, name, T)
             diff = abs(gen[name][i] - ref[name][i])
-            # the generated mean's error, capped at what the Monte Carlo's spread gives at its sample size:
-            # a generated distribution that is too broad must not widen its own tolerance
-            gen_err = min(gen[name + "_err"][i], ref[name + "_err"][i] * np.sqrt(ref["n"][i] / gen["n"][i]))
+            gen_err = capped_error(gen[name + "_err"][i], ref[name + "_err"][i], ref["n"][i], gen["n"][i])
             sigma = np.hypot(gen_err, ref[name + "_err"][i])
             checks[name] = tolerance is None or bool(diff <= tolerance * abs(ref[name][i]) or diff <= 3 * sigma)
         lo, hi = fidelity.fraction_positive
@@ -317,4 +323,43 @@ def fidelity_report(reference, generated, fidelity: FidelityConfig, metrics: dic
         local_equilibrium_line(ref, gen),
         f"fidelity: {'PASS' if passed else 'FAIL'} ({sum(r['pass'] for r in results)} of {len(results)} temperatures"
         f"{'' if all(p['pass'] for p in peaks) else '; peak temperatures differ'})"])
-    return text, {"pass": passed, "per_condition": results, "peaks": peaks}
+    return text, {"pass": passed, "per_condition": results, "peaks": peaks,
+                  "checks": fidelity_checks(results, peaks, fidelity)}
+
+
+FIDELITY_NAMES = {"e": "<e>", "abs_m": "<|m|>"}
+
+
+def fidelity_checks(results: list[dict], peaks: list[dict], fidelity: FidelityConfig) -> list[dict]:
+    """The targets as rows of the verdict's table (check, measured, threshold, pass): each over all
+    temperatures, with the worst one named."""
+    rows = []
+    for name, label in FIDELITY_NAMES.items():
+        if not any(k == name or k.startswith(name + "@") for k in fidelity.relative):
+            continue
+        worst = max(results, key=lambda r: abs(r[f"{name}_gen"] / r[f"{name}_ref"] - 1))
+        rows.append({"check": f"{label} against the test Monte Carlo (preset)",
+                     "measured": f"{sum(r['checks'][name] for r in results)} of {len(results)} temperatures; worst "
+                                 f"{100 * (worst[f'{name}_gen'] / worst[f'{name}_ref'] - 1):+.2f} % at "
+                                 f"T = {worst['T']:.4g}",
+                     "threshold": f"relative {_tolerance_text(fidelity.relative, name)} or 3 combined s.e.",
+                     "pass": all(r["checks"][name] for r in results)})
+    below = [r for r in results if "frac_m_pos" in r["checks"]]
+    if below:
+        fractions = [r["frac_m_pos_gen"] for r in below]
+        rows.append({"check": "fraction of m > 0 below T_c (preset)",
+                     "measured": f"{min(fractions):.3f} to {max(fractions):.3f}",
+                     "threshold": f"in [{fidelity.fraction_positive[0]:g}, {fidelity.fraction_positive[1]:g}]",
+                     "pass": all(r["checks"]["frac_m_pos"] for r in below)})
+    if fidelity.peak_tolerance is not None:
+        for peak in peaks:
+            rows.append({"check": f"peak temperature of {PEAKS[peak['quantity']]} (preset)",
+                         "measured": f"{peak['T_peak_gen']:.4f} against {peak['T_peak_ref']:.4f}",
+                         "threshold": f"within {fidelity.peak_tolerance:g}", "pass": peak["pass"]})
+    return rows
+
+
+def _tolerance_text(relative: dict, name: str) -> str:
+    return ", ".join(f"{100 * value:g} %" + (f" at T in [{key.partition('@')[2].replace(':', ', ')}]"
+                                               if "@" in key else "")
+                     for key, value in relative.items() if key == name or key.startswith(name + "@"))

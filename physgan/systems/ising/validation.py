@@ -23,6 +23,10 @@ correlation length here is the second-moment one (Cooper, Freedman & Preston, Nu
 S(k) = <|sum_x s_x e^{ik.x}|^2>/N. Two independent Monte Carlo samples of equal size give D of order
 sqrt 2 (both fluctuate, only sigma_MC divides); the thesis' best GAN reached D = 32.6 +- 18.3 at L = 64.
 
+Exact checks (exact_checks, for the engine): <e> and C = N beta^2 var(e) of both samples against Kaufman's
+finite-L torus values at every temperature, <|m|> and <m^2> too where the lattice is enumerated (L <= 4),
+as pulls with p-values and relative deviations; EXACT_TOLERANCE gives the relative deviation that matters.
+
 Memorisation: the Hamming distance, up to a global spin flip, from each of MEMORISATION_QUERIES lattices of
 both files (evenly strided) to the nearest training lattice of any temperature, as a fraction of the sites;
 a copy has distance 0. Far below T_c honest lattices are often exact copies too (a ground state is a
@@ -36,23 +40,40 @@ import numpy as np
 
 from physgan.errors import UserError
 from physgan.io import DEFAULT_CHUNK
-from physgan.stats import jackknife
-from physgan.systems.ising.observables import (energy_per_site, exact_values, local_field_fractions, magnetization,
-                                              per_temperature)
+from physgan.stats import jackknife, mean_and_error
+from physgan.systems.ising.observables import (_specific_heat, capped_error, energy_per_site, exact_values,
+                                              local_field_fractions, magnetization, per_temperature)
 from physgan.validation.validate import (Observable, RowPicker, nearest_neighbour_summary, shortest_float,
                                         strided)
 
+# All four take values on a finite set of lattice levels: e in steps of 4/N, m in steps of 2/N (N = L^2).
 OBSERVABLES = {
-    "e": Observable("e", "$e = E/N$", "J", "energy per site"),
-    "abs_m": Observable("|m|", "$|m|$", "", "absolute magnetisation per site"),
-    "m": Observable("m", "$m$", "", "signed magnetisation per site"),  # fails a collapse onto one sign
-    "m2": Observable("m²", "$m^2$", "", "squared magnetisation per site"),
+    "e": Observable("e", "$e = E/N$", "J", "energy per site", discrete=True),
+    "abs_m": Observable("|m|", "$|m|$", "", "absolute magnetisation per site", discrete=True),
+    "m": Observable("m", "$m$", "", "signed magnetisation per site", discrete=True),  # fails a collapse onto one sign
+    "m2": Observable("m²", "$m^2$", "", "squared magnetisation per site", discrete=True),
 }
 CONDITION_NAMES = ("T",)
 CORRELATION_SAMPLES = 50_000  # G(r) from at most this many configurations per file, evenly strided
 MEMORISATION_QUERIES = 200  # lattices per file whose nearest training lattice is searched, evenly strided
 FUERRUTTER = ("abs_m", "e", "chi_prime", "xi", "U4", "kappa_3")  # the observables of his distance D
 FUERRUTTER_BEST_GAN = "32.6 ± 18.3 (Fuerrutter's best conditional GAN, L = 64; DCGAN 95.4)"
+# Relative deviation from the exact value beyond which a significant deviation fails exact_checks (the engine
+# fails a quantity iff it is significant after its multiple-testing correction AND |relative| > tolerance;
+# a preset may override per quantity). Statistics decide small samples; these decide large ones, where
+# any generator is significantly off and the question is whether it is off by enough to matter.
+# - e 1 %: between the run presets' fidelity tolerances for <e> against the test Monte Carlo (quick 2 %,
+#   full 0.5 %). Near T_c, de/dT = C (about 1.5 at L = 16-32), so 1 % of |e| = 1.4 is a temperature
+#   error of about 0.01, i.e. T_c within half a percent; away from T_c (C of 0.3-0.5) 0.03-0.05.
+# - C 5 %: C = N beta^2 var(e), so 5 % in C is 2.5 % in the width of the energy distribution, the same
+#   order as e's 1 %. The statistics of a variance are poorer (relative error sqrt((kurtosis - 1)/n),
+#   about 4.5 % at n = 1000, the quick preset's test size, and 2 % at the full preset's 5000), so a tighter
+#   tolerance would be decided by noise, not by the generator.
+# - |m| 1 %: the same as e (both are means of one per-lattice observable of comparable spread); the full
+#   preset's 1.5 % (3 % near T_c) fidelity tolerance is against a Monte Carlo that has errors of its own.
+# - m^2 2 %: to first order d(m^2)/m^2 = 2 d|m|/|m|, twice |m|'s tolerance for the same distortion.
+# |m| and m^2 are exact only where the lattice is enumerated (L <= 4: observables.exact_values).
+EXACT_TOLERANCE = {"e": 0.01, "C": 0.05, "abs_m": 0.01, "m2": 0.02}
 THERMO_LABELS = {"e": "<e>", "C": "C", "abs_m": "<|m|>", "chi_prime": "χ'", "U4": "U4", "kappa_3": "κ3",
                  "xi": "ξ", "frac_m_pos": "frac m>0"}
 
@@ -265,6 +286,65 @@ def exact_comparison(ref_rows: list[dict], gen_rows: list[dict], L: int) -> list
 
 def _pull(value: float, error: float, expected: float) -> float:
     return float((value - expected) / error) if error > 0 else float("nan")
+
+
+def _exact_estimates(measured, c: int, L: int, T: float) -> dict[str, tuple[float, float]]:
+    """(value, standard error) of <e>, C, <|m|> and <m^2> at condition row c: means with their standard
+    errors, C = N beta^2 var(e) (observables' estimator) with its jackknife error (32 blocks)."""
+    f, members = measured.features, measured.groups[c]
+    e = f["e"][members]
+    return {"e": mean_and_error(e),
+            "C": jackknife(_specific_heat(L * L, 1.0 / T), f["m"][members], e),
+            "abs_m": mean_and_error(f["abs_m"][members]),
+            "m2": mean_and_error(f["m2"][members])}
+
+
+def _exact_pull(value: float, error: float, exact: float) -> float:
+    """(value - exact)/error; with error 0 (a sample of one value) 0 where value equals exact, else +-inf:
+    the deviation is then certain, and EXACT_TOLERANCE alone decides whether it matters."""
+    if error > 0:
+        return float((value - exact) / error)
+    if error == 0:
+        return 0.0 if value == exact else math.copysign(math.inf, value - exact)
+    return float("nan")
+
+
+def exact_checks(reference, generated) -> list[dict]:
+    """Both samples against the exact finite-L values, one dict per temperature and quantity.
+
+    reference, generated: validate.Measured with the features of per_sample. Quantities (EXACT_TOLERANCE's
+    keys): "e" = <e> and "C" = N (<e^2> - <e>^2)/T^2 at every L >= 3 (Kaufman's torus solution), "abs_m" = <|m|>
+    and "m2" = <m^2> where observables.exact_values enumerates the lattice (L <= 4). Each dict: quantity,
+    condition (condition_label), T (as labelled), exact, gen, gen_err, gen_pull, ref, ref_err, ref_pull,
+    relative = (gen - exact)/|exact|, p_value = two-sided normal p-value of gen_pull. Errors: standard error
+    of a mean, jackknife for C; gen_err is the generated sample's own error capped at what the reference's
+    spread gives at the generated sample size (observables.capped_error: a too broad generator must not
+    loosen its own test). A zero error gives a pull of 0 or +-inf (_exact_pull) and p-value 1 or 0.
+    """
+    import scipy.stats
+
+    L = lattice_size(reference.samples)
+    temps = np.array([shortest_float(row[0]) for row in reference.rows])
+    exact = exact_values(temps, L)
+    out = []
+    for c, (row, T) in enumerate(zip(reference.rows, temps)):
+        ref, gen = _exact_estimates(reference, c, L, T), _exact_estimates(generated, c, L, T)
+        n_ref, n_gen = len(reference.groups[c]), len(generated.groups[c])
+        for name in EXACT_TOLERANCE:
+            if name not in exact:
+                continue
+            truth = float(exact[name][c])
+            (ref_value, ref_err), (gen_value, own_err) = ref[name], gen[name]
+            gen_err = capped_error(own_err, ref_err, n_ref, n_gen)
+            gen_pull = _exact_pull(gen_value, gen_err, truth)
+            out.append({"quantity": name, "condition": condition_label(row), "T": float(T), "exact": truth,
+                        "gen": float(gen_value), "gen_err": gen_err, "gen_pull": gen_pull,
+                        "ref": float(ref_value), "ref_err": float(ref_err),
+                        "ref_pull": _exact_pull(ref_value, ref_err, truth),
+                        "relative": float((gen_value - truth) / abs(truth)) if truth != 0 else
+                        (0.0 if gen_value == truth else math.copysign(math.inf, gen_value - truth)),
+                        "p_value": float(2 * scipy.stats.norm.sf(abs(gen_pull)))})
+    return out
 
 
 def correlation_table(measured) -> list[dict]:
