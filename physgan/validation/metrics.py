@@ -433,36 +433,14 @@ def _finite_p_values(p_values) -> tuple[np.ndarray, np.ndarray]:
     return p, tested
 
 
-def _check_alpha(alpha: float) -> None:
-    if not 0 < alpha <= 1:
-        raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
-
-
-def holm(p_values, alpha: float) -> np.ndarray:
-    """Which hypotheses Holm's step-down procedure rejects at family-wise error rate alpha.
-
-    Holm, "A simple sequentially rejective multiple test procedure", Scand. J. Statist. 6, 65 (1979):
-    with the M tested p-values sorted, p_(1) <= ... <= p_(M), reject H_(1), H_(2), ... while
-    p_(i) <= alpha / (M - i + 1), and stop at the first that fails. Controls the probability of any false
-    rejection at alpha under any dependence between the tests; uniformly more powerful than Bonferroni.
-    Use it when one false "this observable is mismodelled" matters (a pass/fail verdict).
-    p_values: any shape; NaN = not tested: never rejected, not counted in M. Returns bool, same shape.
-    """
-    _check_alpha(alpha)
-    p, tested = _finite_p_values(p_values)
-    reject = np.zeros(p.shape, bool)
-    idx = np.flatnonzero(tested)
-    sorted_idx = idx[np.argsort(p[idx], kind="stable")]
-    M = len(sorted_idx)
-    passes = p[sorted_idx] <= alpha / (M - np.arange(M))
-    k = M if passes.all() else int(np.argmin(passes))  # the first failure ends the step-down
-    reject[sorted_idx[:k]] = True
-    return reject.reshape(np.shape(p_values))
-
-
 def holm_adjusted(p_values) -> np.ndarray:
     """Holm-adjusted p-values: the smallest family-wise level at which each hypothesis is rejected.
 
+    Holm, "A simple sequentially rejective multiple test procedure", Scand. J. Statist. 6, 65 (1979): with
+    the M tested p-values sorted, p_(1) <= ... <= p_(M), H_(1), H_(2), ... are rejected while
+    p_(i) <= alpha / (M - i + 1); this controls the probability of any false rejection at alpha under any
+    dependence between the tests, and is uniformly more powerful than Bonferroni. Equivalently, a
+    hypothesis is rejected at level alpha when its adjusted p-value is <= alpha, with
     adj_(i) = min(1, max_{j <= i} (M - j + 1) p_(j)) over the M tested p-values sorted ascending (Holm 1979;
     Wright, Biometrics 48, 1005 (1992)); monotone in p and capped at 1. NaN entries stay NaN and do not
     count in M. Returns float, same shape as p_values.
@@ -474,25 +452,3 @@ def holm_adjusted(p_values) -> np.ndarray:
     M = len(sorted_idx)
     adjusted[sorted_idx] = np.minimum(1.0, np.maximum.accumulate((M - np.arange(M)) * p[sorted_idx]))
     return adjusted.reshape(np.shape(p_values))
-
-
-def benjamini_hochberg(p_values, alpha: float) -> np.ndarray:
-    """Which hypotheses the Benjamini-Hochberg step-up procedure rejects at false discovery rate alpha.
-
-    Benjamini & Hochberg, J. R. Statist. Soc. B 57, 289 (1995): with the M tested p-values sorted,
-    find the largest k with p_(k) <= k alpha / M and reject H_(1) .. H_(k) (also those with p_(i) above
-    their own threshold i alpha / M). Controls the expected fraction of false rejections among the
-    rejections (independent or positively dependent tests, Benjamini & Yekutieli 2001); more powerful than
-    Holm when many observables are off, for screening which ones to look at.
-    p_values: any shape; NaN = not tested: never rejected, not counted in M. Returns bool, same shape.
-    """
-    _check_alpha(alpha)
-    p, tested = _finite_p_values(p_values)
-    reject = np.zeros(p.shape, bool)
-    idx = np.flatnonzero(tested)
-    sorted_idx = idx[np.argsort(p[idx], kind="stable")]
-    M = len(sorted_idx)
-    below = np.flatnonzero(p[sorted_idx] <= np.arange(1, M + 1) * alpha / M)
-    if len(below):
-        reject[sorted_idx[:below[-1] + 1]] = True
-    return reject.reshape(np.shape(p_values))

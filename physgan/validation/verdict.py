@@ -33,9 +33,9 @@ def decide(observables: dict, exact: list[dict], level: float) -> dict:
     or not (Holm at `level`) and pass or not; returns the family's description for metrics.json."""
     family = [entry for result in observables.values() for entry in result["per_condition"]] + exact
     p_values = np.array([_finite(entry["p_value"]) for entry in family], dtype=np.float64)
-    significant = m.holm(p_values, level) if len(family) else np.zeros(0, bool)
-    for entry, flag in zip(family, significant):
-        entry["significant"] = bool(flag)
+    for entry, adjusted in zip(family, m.holm_adjusted(p_values)):
+        entry["p_adjusted"] = float(adjusted)
+        entry["significant"] = bool(adjusted <= level)  # NaN (not tested): never significant
         entry["pass"] = not (entry["significant"] and entry["beyond_tolerance"])
     for result in observables.values():
         result["pass"] = all(entry["pass"] for entry in result["per_condition"])

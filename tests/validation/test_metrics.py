@@ -11,7 +11,7 @@ from physgan.validation.metrics import (
 )
 from physgan.validation import metrics as metrics_module
 from physgan.validation.metrics import (
-    _labelled_w1_chi2, benjamini_hochberg, holm, holm_adjusted, permutation_test,
+    _labelled_w1_chi2, holm_adjusted, permutation_test,
 )
 
 
@@ -306,39 +306,26 @@ def test_permutation_test_degenerate_inputs():
     assert split["w1"] == 1.0 and split["effect"] > 1
 
 
-def test_holm_and_benjamini_hochberg_by_hand():
+def test_holm_by_hand():
     p = np.array([0.01, 0.04, 0.03, 0.005])
     # Holm, M = 4, sorted 0.005, 0.01, 0.03, 0.04 against 0.05/4 = 0.0125, 0.05/3 = 0.0167, 0.05/2 = 0.025,
     # 0.05/1: 0.005 <= 0.0125 yes, 0.01 <= 0.0167 yes, 0.03 <= 0.025 no -> stop: rejects 0.005 and 0.01.
-    np.testing.assert_array_equal(holm(p, 0.05), [True, False, False, True])
     # adjusted: sorted 4 x 0.005 = 0.02, max(0.02, 3 x 0.01) = 0.03, max(0.03, 2 x 0.03) = 0.06,
     # max(0.06, 1 x 0.04) = 0.06 -> back in input order [0.03, 0.06, 0.06, 0.02]
     np.testing.assert_allclose(holm_adjusted(p), [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
-    # BH: thresholds k x 0.05 / 4 = 0.0125, 0.025, 0.0375, 0.05; the largest k with p_(k) <= threshold is
-    # k = 4 (0.04 <= 0.05), so all four are rejected.
-    np.testing.assert_array_equal(benjamini_hochberg(p, 0.05), [True, True, True, True])
-    # step-up: p_(1..3) = 0.03, 0.04, 0.045 all miss their own thresholds (0.0125, 0.025, 0.0375) but
-    # p_(4) = 0.048 <= 0.05 carries them; Holm (0.03 > 0.0125 at once) rejects none.
-    q = np.array([0.045, 0.03, 0.048, 0.04])
-    np.testing.assert_array_equal(benjamini_hochberg(q, 0.05), [True] * 4)
-    np.testing.assert_array_equal(holm(q, 0.05), [False] * 4)
-    # BH with a gap: 0.01 <= 0.0125, 0.02 <= 0.025, 0.03 <= 0.0375, 0.2 > 0.05 -> first three;
-    # Holm: 0.01 <= 0.0125, then 0.02 > 0.0167 -> first only
-    r = np.array([0.2, 0.03, 0.01, 0.02])
-    np.testing.assert_array_equal(benjamini_hochberg(r, 0.05), [False, True, True, True])
-    np.testing.assert_array_equal(holm(r, 0.05), [False, False, True, False])
+    np.testing.assert_array_equal(holm_adjusted(p) <= 0.05, [True, False, False, True])
+    # 0.03 > 0.0125 at once: Holm rejects none of these, although each is below 0.05
+    assert not np.any(holm_adjusted(np.array([0.045, 0.03, 0.048, 0.04])) <= 0.05)
 
 
-def test_multiple_testing_ignores_nan_and_adjusted_p_values_are_monotone():
+def test_holm_ignores_nan_and_adjusted_p_values_are_monotone():
     p = np.array([0.01, np.nan, 0.04, 0.03, np.nan, 0.005])
     # NaN (not tested) never rejected and not counted: the same family of 4 as the hand-worked example
-    np.testing.assert_array_equal(holm(p, 0.05), [True, False, False, False, False, True])
-    np.testing.assert_array_equal(benjamini_hochberg(p, 0.05), [True, False, True, True, False, True])
     adjusted = holm_adjusted(p)
     assert np.isnan(adjusted[[1, 4]]).all()
     np.testing.assert_allclose(adjusted[[0, 2, 3, 5]], [0.03, 0.06, 0.06, 0.02], rtol=1e-12)
-    assert not holm(np.full(3, np.nan), 0.05).any() and not benjamini_hochberg(np.array([]), 0.05).any()
-    # random families: adjusted p monotone in p, >= p, <= 1; holm == (adjusted <= alpha); shape kept
+    assert np.isnan(holm_adjusted(np.full(3, np.nan))).all()
+    # random families: adjusted p monotone in p, >= p, <= 1; shape kept
     rng = np.random.default_rng(28)
     for _ in range(20):
         p = rng.uniform(size=(3, 4)) ** 3
@@ -349,12 +336,6 @@ def test_multiple_testing_ignores_nan_and_adjusted_p_values_are_monotone():
         order = np.argsort(p[tested])
         assert np.all(np.diff(adjusted[tested][order]) >= 0)
         assert np.all(adjusted[tested] >= p[tested]) and np.all(adjusted[tested] <= 1)
-        for alpha in (0.01, 0.05, 0.2):
-            np.testing.assert_array_equal(holm(p, alpha), tested & (adjusted <= alpha))
-            bh = benjamini_hochberg(p, alpha)
-            assert bh.shape == p.shape and np.all(bh >= holm(p, alpha))  # BH rejects all Holm does
     assert np.all(holm_adjusted(np.array([0.5, 0.6])) == 1.0)  # 2 x 0.5 = 1, then max(1, 1 x 0.6) = 1
     with pytest.raises(ValueError):
-        holm(np.array([0.1, 1.5]), 0.05)
-    with pytest.raises(ValueError):
-        benjamini_hochberg(np.array([0.1]), 0.0)
+        holm_adjusted(np.array([0.1, 1.5]))
