@@ -179,7 +179,8 @@ def observable_plots(observables: dict, reference, generated, metrics: dict, plo
                        legend=c == 0)
             out.append((f"{observable.description.capitalize()} ({observable.label}) per condition",
                         save(fig, plots_dir, f"hist_{name}", pdf)))
-        out.append(("W1 / floor of every comparison (filled: significant)", _ratio_overview(observables, metrics, labels, plots_dir, pdf)))
+        out.append(("W1 / floor of every comparison (filled: significant)",
+                    _ratio_overview(observables, metrics, labels, plots_dir, pdf)))
     return out
 
 
@@ -368,19 +369,19 @@ def _observable_tables(metrics: dict, observables: dict) -> str:
         unit = f" [{obs.unit}]" if obs.unit else ""
         rows = [[c["label"], p["n_ref"], p["n_gen"], mean_err(p["ref_mean"], p["ref_err"]),
                  mean_err(p["gen_mean"], p["gen_err"]), fmt(p["w1"]), fmt(p["w1_floor"]), fmt(p["ratio"], 3),
-                 fmt(p["p_value"], 2), p["significant"], fmt(p["ks"], 3), fmt(p["separation_power"], 3), p["pass"]]
-                for c, p in zip(metrics["conditions"], result["per_condition"])]
+                 fmt(p["p_value"], 2), fmt(p["p_adjusted"], 2), fmt(p["ks"], 3), fmt(p["separation_power"], 3),
+                 p["pass"]] for c, p in zip(metrics["conditions"], result["per_condition"])]
         parts.append(f"<h3>{esc(obs.label)}{esc(unit)}: {esc(obs.description)}</h3>")
         parts.append(table(["condition", "n ref", "n gen", "ref mean", "gen mean", "W1", "floor", "W1/floor", "p",
-                            "significant", "KS", "sep. power", "pass"], rows, 12))
+                            "p (Holm)", "KS", "sep. power", "pass"], rows, 12))
     if metrics["exact"]:
         rows = [[e["quantity"], e["condition"], fmt(e["exact"], 6), mean_err(e["ref"], e["ref_err"]),
                  fmt(e["ref_pull"], 3), mean_err(e["gen"], e["gen_err"]), fmt(e["gen_pull"], 3),
                  f"{100 * e['relative']:+.2f} %", f"{100 * e['tolerance']:g} %", fmt(e["p_value"], 2),
-                 e["significant"], e["pass"]] for e in metrics["exact"]]
+                 fmt(e["p_adjusted"], 2), e["pass"]] for e in metrics["exact"]]
         parts.append("<h3>Exact values</h3>")
         parts.append(table(["quantity", "condition", "exact", "reference", "pull", "generated", "pull", "deviation",
-                            "tolerance", "p", "significant", "pass"], rows, 11))
+                            "tolerance", "p", "p (Holm)", "pass"], rows, 11))
     return "".join(parts)
 
 
