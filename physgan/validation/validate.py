@@ -62,6 +62,7 @@ from physgan.validation.histograms import histogram_edges
 from physgan.validation.verdict import LEVEL
 
 SCHEMA_VERSION = 2  # of metrics.json: 2 added the verdict's checks, the permutation tests and exact checks
+POOLED_PERMUTATIONS = 200  # the pooled comparison's null: its floor, and a p-value down to 1/201
 MIN_PER_CONDITION = 8  # fewer samples than this in a condition cannot give a floor
 MIN_CLASSIFIER_SAMPLES = 50  # per class; below this the split leaves nothing to test on
 CLASSIFIER = {"epochs": 5, "batch_size": 128, "lr": 1e-2}
@@ -285,14 +286,14 @@ def shortest_float(value) -> float:
 
 
 def compare(reference: np.ndarray, generated: np.ndarray, rng: np.random.Generator, threshold: float,
-            discrete: bool = False) -> dict:
+            discrete: bool = False, max_permutations: int = 20000) -> dict:
     """All metrics of one observable in one condition (or pooled): reference (n,), generated (m,).
 
     The test is a permutation test at the sizes compared (metrics.permutation_test): W1, or for a discrete
     observable the chi-square of its level populations; w1_floor is the median W1 of its null distribution
     and ratio = w1 / w1_floor the effect size. beyond_tolerance: ratio > threshold (whether that fails the
     comparison depends on its significance in the whole family: verdict.decide)."""
-    test = m.permutation_test(reference, generated, rng, discrete=discrete)
+    test = m.permutation_test(reference, generated, rng, discrete=discrete, max_permutations=max_permutations)
     ks, ks_pvalue = m.ks_statistic(reference, generated)
     (ref_mean, ref_err), (gen_mean, gen_err) = mean_and_error(reference), mean_and_error(generated)
     return {"ref_mean": ref_mean, "ref_err": ref_err, "gen_mean": gen_mean, "gen_err": gen_err,
@@ -306,8 +307,9 @@ def compare_observable(plugin, ref: Measured, gen: Measured, name: str, number: 
                        seed: int) -> dict:
     """Pooled and per-condition comparison of one observable (pass and significance: verdict.decide)."""
     discrete = plugin.OBSERVABLES[name].discrete
+    # pooled: a description, outside the verdict's family; its null needs only enough draws for the floor
     pooled = compare(ref.values(name), gen.values(name), np.random.default_rng([seed, 1, number, 0]), threshold,
-                     discrete)
+                     discrete, max_permutations=POOLED_PERMUTATIONS)
     per_condition = []
     for c, row in enumerate(ref.rows):
         result = compare(ref.values(name, c), gen.values(name, c),

@@ -260,8 +260,7 @@ def local_equilibrium_line(ref: dict, gen: dict) -> str:
 def capped_error(gen_err: float, ref_err: float, n_ref: int, n_gen: int) -> float:
     """The generated sample's standard error, capped at what the reference's spread gives at the generated
     sample size, ref_err sqrt(n_ref / n_gen): a generated distribution that is too broad must not widen its
-    own tolerance (a too narrow one tightens it, which is safe). Used by fidelity_report and
-    validation.exact_checks."""
+    own tolerance (a too narrow one tightens it, which is safe). Used by fidelity_report."""
     return float(min(gen_err, ref_err * np.sqrt(n_ref / n_gen)))
 
 
