@@ -291,6 +291,9 @@ class Validation(Protocol):
 class ValidationExtras(Protocol):
     """Optional members of system.validation; the engine reads them with getattr and a default."""
 
+    CLASSIFIER_FEATURES: tuple[str, ...]
+    """names of per-sample features (of per_sample's) the classifier on physics observables sees besides the
+    conditions (default: the OBSERVABLES)"""
     EXACT_TOLERANCE: dict[str, float]
     """quantity -> the relative deviation from the exact value beyond which a significant deviation fails
     (a run's preset may override it by quantity)"""

@@ -420,19 +420,20 @@ def _classifier(plugin, ref: Measured, gen: Measured, keep, inputs, rng, device,
 
 
 def _physics_classifier(plugin, ref: Measured, gen: Measured, rng, device, enabled: bool) -> dict:
-    """The classifier test on each sample's physics observables (the plug-in's OBSERVABLES) and condition,
-    next to its Monte-Carlo-against-Monte-Carlo value (physics_classifier.py); auc null when not run."""
+    """The classifier test on each sample's physics observables (the plug-in's CLASSIFIER_FEATURES, by default
+    its OBSERVABLES) and condition, next to its Monte-Carlo-against-Monte-Carlo value (physics_classifier.py);
+    auc null when not run."""
     if not enabled:
         return {"auc": None, "auc_err": None, "skipped": "disabled"}
     from physgan.validation.physics_classifier import physics_classifier_test
 
-    columns = [(np.stack([measured.values(name) for name in plugin.OBSERVABLES], axis=1),
+    names = getattr(plugin, "CLASSIFIER_FEATURES", tuple(plugin.OBSERVABLES))
+    columns = [(np.stack([measured.values(name) for name in names], axis=1),
                 measured.conditions[measured.index >= 0].astype(np.float64)) for measured in (ref, gen)]
     if min(len(columns[0][0]) // 2, len(columns[1][0])) < MIN_CLASSIFIER_SAMPLES:
         return {"auc": None, "auc_err": None, "skipped": f"fewer than {MIN_CLASSIFIER_SAMPLES} samples per class"}
     (ref_x, ref_c), (gen_x, gen_c) = columns
-    return {**physics_classifier_test(ref_x, ref_c, gen_x, gen_c, rng, device=device),
-            "observables": list(plugin.OBSERVABLES)}
+    return {**physics_classifier_test(ref_x, ref_c, gen_x, gen_c, rng, device=device), "observables": list(names)}
 
 
 def classifier_test(plugin, ref: Measured, gen: Measured, keep, inputs, rng, device) -> dict:

@@ -103,6 +103,7 @@ def test_an_independent_monte_carlo_sample_passes(independent):
     assert metrics["multiple_testing"]["family_size"] == len(comparisons) + len(metrics["exact"])
     for classifier in (metrics["classifier"], metrics["physics_classifier"]):
         assert abs(classifier["auc"] - 0.5) <= 4 * classifier["auc_err"]
+    assert metrics["physics_classifier"]["observables"] == [*OBSERVABLES, "w4", "w2", "S_kmin"]
     assert len(metrics["classifier"]["per_condition"]) == len(TEMPS)
     assert metrics["not_judged"] == [] and metrics["judged"] == {"n_ref": 3000, "n_gen": 3000}
     # Fuerrutter's distance of two honest samples: pulls of variance about 2, so D of order sqrt 2

@@ -53,6 +53,10 @@ OBSERVABLES = {
     "m": Observable("m", "$m$", "", "signed magnetisation per site", discrete=True),  # fails a collapse onto one sign
     "m2": Observable("m²", "$m^2$", "", "squared magnetisation per site", discrete=True),
 }
+# the classifier on physics observables also sees the local structure (the fractions of sites whose four
+# neighbours all disagree, w4, or two of them, w2: the lone flipped spins and domain walls) and the
+# long-range order (the structure factor at the smallest wave vector)
+CLASSIFIER_FEATURES = (*OBSERVABLES, "w4", "w2", "S_kmin")
 CONDITION_NAMES = ("T",)
 CORRELATION_SAMPLES = 50_000  # G(r) from at most this many configurations per file, evenly strided
 MEMORISATION_QUERIES = 200  # lattices per file whose nearest training lattice is searched, evenly strided
