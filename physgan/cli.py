@@ -197,6 +197,9 @@ def _add_sample(commands) -> None:
     _add_system_options(p, "SAMPLE_OPTIONS")
     p.add_argument("--n-per-temp", "--n", dest="n", type=int, default=1000,
                    help="samples per condition: Ising per temperature, jets per class (default 1000)")
+    p.add_argument("--refine-sweeps", type=int, default=0, metavar="K",
+                   help="K sweeps of the system's exact update after generation (Ising: Metropolis at each "
+                   "lattice's T), recorded in the file's provenance (default 0: the generator's output)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -320,7 +323,8 @@ def _sample(args) -> None:
         elif value is not None:
             outputs[option.key] = value
     timing = sample_to_file(args.checkpoint, args.out, {**options, "n": args.n}, batch_size=args.batch_size,
-                            device=args.device, seed=args.seed, force=args.force, quiet=args.quiet, **outputs)
+                            device=args.device, seed=args.seed, refine_sweeps=args.refine_sweeps, force=args.force,
+                            quiet=args.quiet, **outputs)
     if not args.quiet:
         print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
 

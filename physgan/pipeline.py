@@ -36,6 +36,12 @@ class SampleConfig:
     """samples per generator call"""
     seed: int = 12345
     """seed of the latent draws"""
+    refine_sweeps: int = 0
+    """sweeps of the system's exact refinement after generation (0: the generator's output as it is)"""
+
+    def __post_init__(self):
+        if self.n_per_condition < 1 or self.batch_size < 1 or self.refine_sweeps < 0:
+            raise UserError("sample: n_per_condition and batch_size must be at least 1, refine_sweeps at least 0")
 
 
 def preset_path_values(system_name: str, preset: str) -> dict:
@@ -67,12 +73,15 @@ def resolve(system, values: dict) -> dict:
         raise UserError(f"unknown preset section {unknown[0]!r} (valid: {', '.join(sorted(known))})")
     train = cfg.build(TrainConfig, values.get("train", {}), "train")
     build_network_config(system, train.network)  # check it now, not after an hour of Monte Carlo
+    sample = cfg.build(SampleConfig, values.get("sample", {}), "sample")
+    if sample.refine_sweeps and getattr(system, "refine", None) is None:
+        raise UserError(f"sample.refine_sweeps: the {system.NAME} system has no exact refinement")
     for option in ("hierarchical", "condition_anchors"):
         feature_indices(system, getattr(train, option), option)
     return {"simulate_train": cfg.build(system.SimulationConfig, values.get("simulate_train", {}), "simulate_train"),
             "simulate_test": cfg.build(system.SimulationConfig, values.get("simulate_test", {}), "simulate_test"),
             "train": train,
-            "sample": cfg.build(SampleConfig, values.get("sample", {}), "sample"),
+            "sample": sample,
             "fidelity": cfg.build(system.FidelityConfig, values.get("fidelity", {}), "fidelity")}
 
 
@@ -118,7 +127,7 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     sampling = stage("sample", lambda: sample_to_file(
         run_dir / "checkpoints/best.pt", run_dir / "samples/generated.h5", system.generative.test_conditions(test),
         stages["sample"].n_per_condition, batch_size=stages["sample"].batch_size, device=stages["train"].device,
-        seed=stages["sample"].seed, force=resume, quiet=quiet))
+        seed=stages["sample"].seed, refine_sweeps=stages["sample"].refine_sweeps, force=resume, quiet=quiet))
     speed = {"monte_carlo": {"n": open_samples(run_dir / "data/train.h5").n + test.n,
                              "seconds": timings["simulate train"] + timings["simulate test"]},
              "generator": {"n": sampling["n"], "seconds": sampling["seconds"], "device": sampling["device"]}}

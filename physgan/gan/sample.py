@@ -26,14 +26,16 @@ def generate(generator, checkpoint: dict, cond: torch.Tensor, *, batch_size: int
 
 
 def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_condition: int | None = None, *,
-                   batch_size: int = 1024, device: str = "auto", seed: int = 0, root=None, force: bool = False,
-                   quiet: bool = False) -> dict:
+                   batch_size: int = 1024, device: str = "auto", seed: int = 0, refine_sweeps: int = 0, root=None,
+                   force: bool = False, quiet: bool = False) -> dict:
     """Write generated samples to `out` (and to a ROOT file `root` where the system has that format).
 
     conditions: raw conditions (k, n_cond), each sampled n_per_condition times, or the system's sampling
     options (Ising {"T": "2.0,3.0", "n": 1000}; jets {"class": "wprime,qcd", "pt": "250:300", "n": 1000}),
-    which say both. Returns timing numbers (samples per second of the whole write, and the device;
-    scripts/bench_sampling.py times the generator alone).
+    which say both. refine_sweeps: K sweeps of the system's exact refinement (system.refine) after
+    generation, each batch's random streams named by (seed, 1, batch number), so a file reproduces from
+    its seed and batch size. Returns timing numbers (samples per second of the whole write, refinement
+    included, its own seconds, and the device; scripts/bench_sampling.py times the generator alone).
     """
     from physgan.errors import UserError
     from physgan.io import SampleWriter, open_samples, provenance
@@ -47,6 +49,9 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
         conditions, n_per_condition = system.generative.parse_conditions(conditions)
     if n_per_condition < 1 or batch_size < 1:
         raise UserError("--n and --batch-size must be at least 1")
+    if refine_sweeps < 0 or (refine_sweeps > 0 and getattr(system, "refine", None) is None):
+        raise UserError(f"--refine-sweeps {refine_sweeps}: " + ("must be >= 0" if refine_sweeps < 0 else
+                        f"the {system.NAME} system has no exact refinement"))
     write_root = getattr(system, "write_root", None) if root else None
     if root and write_root is None:
         raise UserError(f"--root: the {system.NAME} system has no ROOT format")
@@ -54,12 +59,20 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     cond = torch.from_numpy(np.repeat(conditions, n_per_condition, axis=0)).float()
     prov = provenance({"checkpoint": str(checkpoint_path), "step": checkpoint["step"], "n_per_condition": n_per_condition,
                        "batch_size": batch_size, "seed": seed, "device": str(device),
+                       "refine": {"sweeps": refine_sweeps, "algorithm": system.refine.algorithm} if refine_sweeps
+                       else None,
                        "training": checkpoint["config"], "network": checkpoint["network"]})
-    started = time.perf_counter()
+    started, refining = time.perf_counter(), 0.0
     with SampleWriter(out, system=system.NAME, source="gan", provenance=prov, force=force) as writer, \
             progress_bar(total=len(cond), desc="sampling", quiet=quiet) as bar:
-        for x, c in generate(generator, checkpoint, cond, batch_size=batch_size, device=device, seed=seed):
-            writer.append(**system.generative.to_arrays(x, c))
+        for batch, (x, c) in enumerate(generate(generator, checkpoint, cond, batch_size=batch_size, device=device,
+                                                seed=seed)):
+            arrays = system.generative.to_arrays(x, c)
+            if refine_sweeps:
+                begun = time.perf_counter()
+                arrays = system.refine(arrays, refine_sweeps, (seed, 1, batch), device=str(device))
+                refining += time.perf_counter() - begun
+            writer.append(**arrays)
             bar.update(len(c))
     seconds = time.perf_counter() - started
     if write_root is not None:
@@ -68,7 +81,8 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
         except BaseException:
             Path(out).unlink(missing_ok=True)  # both outputs or neither
             raise
-    return {"n": len(cond), "seconds": seconds, "per_second": len(cond) / seconds, "device": str(device)}
+    return {"n": len(cond), "seconds": seconds, "per_second": len(cond) / seconds, "refine_seconds": refining,
+            "device": str(device)}
 
 
 def _warn_outside_training_range(checkpoint: dict, conditions: np.ndarray) -> None:

@@ -105,9 +105,12 @@ class System(Protocol):
     system as a ROOT file (jets: TTree jets); `physgan sample --root` calls it after the HDF5 file is
     complete. None where the system has no ROOT format"""
     refine: Callable[..., Any] | None
-    """optional: an exact update that moves generated samples towards equilibrium (a Markov chain step
-    that leaves the system's distribution invariant, e.g. Metropolis sweeps at the sample's temperature).
-    The engine does not call it yet; systems without one leave it None"""
+    """optional: an exact update that moves generated samples towards equilibrium, a Markov chain step that
+    leaves the system's distribution invariant (Ising: Metropolis sweeps at each lattice's temperature).
+    refine(arrays, sweeps, seed, device=) -> arrays: sample-file arrays of one batch (to_arrays's), the
+    number of sweeps, a tuple of integers naming the batch's random streams, and the torch device name;
+    refine.algorithm names the update for the file's provenance. `physgan sample --refine-sweeps K` and a
+    preset's sample.refine_sweeps call it; systems without one leave it None and refuse the option"""
 
     def read_foreign(self, path: str, kind: str, allow_pickle: bool) -> Samples | None:
         """Open a file that is not physgan HDF5 (kind: physgan.io.detect_format's "hdf5", "npz", "npy",

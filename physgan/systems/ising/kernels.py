@@ -105,6 +105,14 @@ class Chains:
         signs = np.ones(n_chains, np.int8) if signs is None else np.asarray(signs)
         if signs.shape != (n_chains,) or not np.all(np.abs(signs) == 1):
             raise ValueError(f"signs must be n_chains = {n_chains} values of +1 or -1")
+        spins = np.repeat(signs.astype(np.int8), L * L).reshape(n_chains, L, L)
+        return cls.from_spins(spins, seed, device=device, backend=backend)
+
+    @classmethod
+    def from_spins(cls, spins: np.ndarray, seed: np.random.SeedSequence, *, device: str = "cpu",
+                   backend: str | None = None) -> Chains:
+        """Chains that start from the given lattices, int8 (n_chains, L, L) of +-1 (copied), with streams
+        from seed (backend and device as in start)."""
         device = torch.device(device)
         if backend is None:
             backend = "c" if device.type == "cpu" and compiled_kernels_available() else "torch"
@@ -112,12 +120,12 @@ class Chains:
             raise ValueError(f'backend must be "c" or "torch", got {backend!r}')
         if backend == "c" and (device.type != "cpu" or not compiled_kernels_available()):
             raise RuntimeError(f"the C backend runs on the CPU only and needs the compiled kernel: {_REINSTALL}")
-
+        spins = np.ascontiguousarray(spins, dtype=np.int8).copy()
+        n_chains = spins.shape[0]
         # Word 0 seeds torch; chain i gets words 2i+1, 2i+2, the same whatever n_chains is.
         words = seed.generate_state(2 * n_chains + 1, np.uint64)
         rng_state = words[1:].reshape(n_chains, 2).copy()
         rng_state[(rng_state == 0).all(axis=1), 0] = 1  # xoshiro's one forbidden state
-        spins = np.repeat(signs.astype(np.int8), L * L).reshape(n_chains, L, L)
         if backend == "c":
             return cls(spins, rng_state, None, backend)
         generator = torch.Generator(device=device).manual_seed(int(words[0]))
