@@ -5,7 +5,9 @@
     RUN_DIR/data/test.h5         independent Monte Carlo (other seed, held-out conditions included)
     RUN_DIR/checkpoints/         last.pt, best.pt
     RUN_DIR/log.jsonl            training log
-    RUN_DIR/samples/generated.h5 generated sample at the test conditions
+    RUN_DIR/samples/generated.h5 generated sample at the test conditions (refined, with sample.refine_sweeps)
+    RUN_DIR/samples/generated_raw.h5, RUN_DIR/report_raw/   with refinement: the raw generator's sample and
+                                 its validation (the same verdict; the network's own record)
     RUN_DIR/timings.json         wall time of every stage, the speed-up, the verdict and its checks
     RUN_DIR/.stage_times.json    stage times so far (what --resume keeps)
     RUN_DIR/report/              report.html, metrics.json, plots/ (physgan validate)
@@ -124,23 +126,40 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     stage("train", lambda: train(run_dir / "data/train.h5", run_dir, stages["train"], resume=continue_training,
                                  quiet=quiet))
     test = open_samples(run_dir / "data/test.h5")
-    sampling = stage("sample", lambda: sample_to_file(
-        run_dir / "checkpoints/best.pt", run_dir / "samples/generated.h5", system.generative.test_conditions(test),
-        stages["sample"].n_per_condition, batch_size=stages["sample"].batch_size, device=stages["train"].device,
-        seed=stages["sample"].seed, refine_sweeps=stages["sample"].refine_sweeps, force=resume, quiet=quiet))
+    sample, conditions = stages["sample"], system.generative.test_conditions(test)
+
+    def generate(name: str, sweeps: int) -> dict:
+        return sample_to_file(run_dir / "checkpoints/best.pt", run_dir / "samples" / name, conditions,
+                              sample.n_per_condition, batch_size=sample.batch_size, device=stages["train"].device,
+                              seed=sample.seed, refine_sweeps=sweeps, force=resume, quiet=quiet)
+
+    sampling = stage("sample", lambda: generate("generated.h5", sample.refine_sweeps))
     speed = {"monte_carlo": {"n": open_samples(run_dir / "data/train.h5").n + test.n,
                              "seconds": timings["simulate train"] + timings["simulate test"]},
              "generator": {"n": sampling["n"], "seconds": sampling["seconds"], "device": sampling["device"]}}
     # a preset's relative tolerances of means (where it has them) are also those of the exact checks
     tolerances = {k: v for k, v in getattr(stages["fidelity"], "relative", {}).items() if "@" not in k}
-    metrics = stage("validate", lambda: validate(run_dir / "data/test.h5", run_dir / "samples/generated.h5",
-                                                 run_dir / "report", training=run_dir / "data/train.h5",
-                                                 speed=speed, force=resume, quiet=quiet, fidelity=stages["fidelity"],
-                                                 tolerances=tolerances))
+
+    def judge(name: str, report: str) -> dict:
+        return validate(run_dir / "data/test.h5", run_dir / "samples" / name, run_dir / report,
+                        training=run_dir / "data/train.h5", speed=speed, force=resume, quiet=quiet,
+                        fidelity=stages["fidelity"], tolerances=tolerances)
+
+    metrics = stage("validate", lambda: judge("generated.h5", "report"))
+    raw = None
+    if sample.refine_sweeps:  # the network's own record: the same latent draws without the sweeps, same verdict
+        stage("sample raw", lambda: generate("generated_raw.h5", 0))
+        raw = stage("validate raw", lambda: judge("generated_raw.h5", "report_raw"))
     summary = {"timings_s": {name: round(t, 2) for name, t in timings.items()},
                "total_s": round(sum(timings.values()), 2), "speed": metrics["speed"],
-               "checks": metrics["checks"], "not_judged": metrics["not_judged"], "verdict": metrics["verdict"]}
+               "refine_sweeps": sample.refine_sweeps, "checks": metrics["checks"],
+               "not_judged": metrics["not_judged"], "verdict": metrics["verdict"],
+               "raw_generator": None if raw is None else {"checks": raw["checks"], "verdict": raw["verdict"]}}
     (run_dir / "timings.json").write_text(json.dumps(summary, indent=1))
+    if raw is not None:
+        say(f"the raw generator, without the {sample.refine_sweeps} refinement sweeps ({run_dir / 'report_raw'}):")
+        say(verdict.table(raw))
+        say(f"the refined sample ({sample.refine_sweeps} sweeps), the run's verdict:")
     say(verdict.table(metrics))
     say(verdict_line(metrics, run_dir / "report"))
     say(f"speed: {speed_line(metrics['speed'])}")
@@ -174,5 +193,5 @@ def _clear_run(run_dir: Path) -> None:
 
     for name in ("config.toml", "log.jsonl", "timings.json", STAGE_TIMES):
         (run_dir / name).unlink(missing_ok=True)
-    for name in ("data", "checkpoints", "samples", "report"):
+    for name in ("data", "checkpoints", "samples", "report", "report_raw"):
         shutil.rmtree(run_dir / name, ignore_errors=True)

@@ -96,3 +96,27 @@ def test_bad_refinement_requests_are_one_line_errors(checkpoint, tmp_path, capsy
     assert main(args + ["--refine-sweeps", "-1"]) == 2
     assert "--refine-sweeps -1: must be >= 0" in capsys.readouterr().err
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_a_run_with_refinement_judges_the_raw_generator_beside_the_refined_sample(tmp_path, capsys):
+    import json
+
+    from tests.gan.test_train import tiny_run_preset
+
+    run = tmp_path / "run"
+    code = main(["run", "ising", "--preset", str(tiny_run_preset(tmp_path)), "--out", str(run),
+                 "--set", "sample.refine_sweeps=2"])
+    summary = json.loads((run / "timings.json").read_text())
+    assert code == (0 if summary["verdict"] == "pass" else 1)
+    assert summary["refine_sweeps"] == 2 and summary["raw_generator"]["verdict"] in ("pass", "fail")
+    assert {"sample raw", "validate raw"} <= set(summary["timings_s"])
+    assert open_samples(run / "samples/generated.h5").provenance["config"]["refine"]["sweeps"] == 2
+    assert open_samples(run / "samples/generated_raw.h5").provenance["config"]["refine"] is None
+    assert (run / "report_raw/metrics.json").is_file() and (run / "report/metrics.json").is_file()
+    assert "the raw generator, without the 2 refinement sweeps" in capsys.readouterr().out
+
+
+def test_a_system_without_refinement_refuses_it_before_any_work(tmp_path, capsys):
+    assert main(["run", "jets", "--out", str(tmp_path / "r"), "--set", "sample.refine_sweeps=1"]) == 2
+    assert "sample.refine_sweeps: the jets system has no exact refinement" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
