@@ -1,4 +1,6 @@
 """Shared fixtures: small sample files built by the tests themselves (no data in git)."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -27,3 +29,14 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def no_figures(plugin):
+    """Validation without the figures, which cost more than the statistics and decide nothing."""
+    from physgan.validation import report
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(report, "observable_plots", lambda *args, **kwargs: [])
+        patch.setattr(plugin, "plots", lambda *args, **kwargs: [])
+        yield

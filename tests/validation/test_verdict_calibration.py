@@ -30,11 +30,11 @@ import pytest
 import physgan.systems.ising.validation as plugin
 from physgan.io import SampleWriter, open_samples
 from physgan.systems.ising import mc
-from physgan.systems.ising.exact import critical_temperature
 from physgan.systems.ising.observables import energy_per_site
-from physgan.validation import report
 from physgan.validation.validate import validate
 from physgan.validation.verdict import LEVEL
+from tests.conftest import no_figures
+from tests.validation.test_validate import collapse_sign_below_tc
 
 REFERENCE, GENERATED = 1000, 2000  # lattices per temperature: the quick preset's test and sample sizes
 QUICK_L = 16
@@ -54,10 +54,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module", autouse=True)
 def no_plots():
-    """The verdict without the figures (a tenth of the time)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(report, "observable_plots", lambda *args, **kwargs: [])
-        patch.setattr(plugin, "plots", lambda *args, **kwargs: [])
+    with no_figures(plugin):
         yield
 
 
@@ -179,14 +176,6 @@ def flip_one_percent(chunk, rng=None):
     rng = np.random.default_rng(17) if rng is None else rng
     spins = chunk["spins"].copy()
     spins[rng.random(spins.shape) < 0.01] *= -1
-    return {**chunk, "spins": spins}
-
-
-def collapse_sign_below_tc(chunk):
-    """Every lattice below T_c turned to m >= 0 by a global flip: e and |m| stay exactly as they were."""
-    spins = chunk["spins"].copy()
-    negative = (chunk["T"] < critical_temperature()) & (spins.reshape(len(spins), -1).sum(axis=1) < 0)
-    spins[negative] *= -1
     return {**chunk, "spins": spins}
 
 

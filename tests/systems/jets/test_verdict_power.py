@@ -25,8 +25,8 @@ import pytest
 import physgan.systems.jets.validation as plugin
 from physgan.io import SampleWriter, open_samples
 from physgan.systems.jets.images import PIXELS
-from physgan.validation import report
 from physgan.validation.validate import validate
+from tests.conftest import no_figures
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -36,10 +36,7 @@ PRONG_RADIUS = 2.5  # pixels: what lies closer to the centre belongs to the lead
 
 @pytest.fixture(scope="module", autouse=True)
 def no_plots():
-    """The verdict without the figures (they cost more than the statistics and decide nothing)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(report, "observable_plots", lambda *args, **kwargs: [])
-        patch.setattr(plugin, "plots", lambda *args, **kwargs: [])
+    with no_figures(plugin):
         yield
 
 
