@@ -1,8 +1,10 @@
 """Generation speed of the WGANs against the Monte Carlo they replace.
 
-Ising: for L = 32 and 64 and batch sizes 256 ... 65536: generated configurations per second (CPU; CUDA
-when available), next to the Monte Carlo's independent (thinned) configurations per second at the same
-temperature (everything included: thermalisation, tau_int pilot, thinned sweeps), and the speed-up.
+Ising: for each L (default 16, 32, 64), temperature (default 2.0, T_c, 3.0) and batch size 256 ... 65536:
+generated configurations per second (CPU; CUDA when available), without and with K refinement sweeps
+(Metropolis at the lattice's T after generation, --refine-sweeps; the honest cost of a refined sample),
+next to the Monte Carlo's independent (thinned) configurations per second at the same temperature
+(everything included: thermalisation, tau_int pilot, thinned sweeps), and the speed-up.
 Jets (--system jets): generated 25 x 25 images per second (in GeV, on the host) for the same batch sizes,
 and per second with the image observables filled in (what `physgan sample` writes: mass, tau_N, delta R
 through FastJet), next to physgan's Pythia 8 + FastJet Monte Carlo's ms per selected jet (measured here on
@@ -10,7 +12,7 @@ through FastJet), next to physgan's Pythia 8 + FastJet Monte Carlo's ms per sele
 The generator has the architecture of a preset (default: full) with untrained weights: its speed does not
 depend on the weights. Batches whose activations would exceed --max-memory-gb are skipped.
 
-    python scripts/bench_sampling.py [--quick] [--preset full] [--T 2.269]
+    python scripts/bench_sampling.py [--quick] [--preset full] [--T 2.0 2.269 3.0] [--refine-sweeps 0 8]
     python scripts/bench_sampling.py --system jets [--quick] [--preset full] [--mc-jets 100]
 """
 import argparse
@@ -45,15 +47,19 @@ def generator_for(L: int, preset: str, device: str):
 
 
 @torch.no_grad()
-def generated_per_second(generator, n_cond: int, L: int, batch: int, device: str, seconds: float) -> float:
-    """Lattices per second, including the +-1 int8 conversion and the copy to the host."""
+def generated_per_second(generator, n_cond: int, L: int, batch: int, device: str, seconds: float,
+                         T: float = 2.269, sweeps: int = 0) -> float:
+    """Lattices per second, including the +-1 int8 conversion, the copy to the host and `sweeps` refinement
+    sweeps at T (the Ising system's refine, as `physgan sample --refine-sweeps` runs it)."""
+    from physgan.systems.ising import refine_lattices
+
     rng = torch.Generator().manual_seed(0)
     cond = torch.zeros(batch, n_cond, device=device)
     latent = {**generator.latent(batch, rng), "abs_m": torch.rand(batch, generator=rng)}  # used if imposed
 
     def once():
-        spins = generative.to_arrays(generator(latent, cond), cond)["spins"]
-        return len(spins)
+        arrays = {**generative.to_arrays(generator(latent, cond), cond), "T": torch.full((batch,), T).numpy()}
+        return len(refine_lattices(arrays, sweeps, (0, 1, 0), device=device)["spins"])
 
     once()  # warm-up (CUDA kernels, allocator)
     done, start = 0, time.perf_counter()
@@ -140,8 +146,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--preset", default="full", help="preset whose network is timed (default full)")
-    parser.add_argument("--T", type=float, default=2.269185314213022, help="temperature of the comparison")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--T", type=float, nargs="+", default=[2.0, 2.269185314213022, 3.0],
+                        help="temperatures of the comparison")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
+    parser.add_argument("--refine-sweeps", type=int, nargs="+", default=[0, 8], help="K of each generator row")
+    parser.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     parser.add_argument("--max-memory-gb", type=float, default=4.0)
     parser.add_argument("--system", choices=["ising", "jets"], default="ising")
     parser.add_argument("--mc-jets", type=int, default=100, help="jets: Monte Carlo jets per class timed")
@@ -151,19 +160,21 @@ def main(argv=None) -> None:
     if args.system == "jets":
         return jets_main(args, devices, seconds)
     print("\n".join(hardware()))
-    print(f"generator: preset {args.preset}; Monte Carlo: physgan simulate at T = {args.T:.4f}")
-    print("L | device | batch | generated/s | MC independent/s (algorithm, thin) | speed-up")
+    print(f"generator: preset {args.preset}; Monte Carlo: physgan simulate at the same T")
+    print("L | T | device | batch | K | generated (+ K sweeps)/s | MC independent/s (algorithm, thin) | speed-up")
     for L in args.sizes:
-        mc_rate, algorithm, thin = independent_configurations_per_second(L, args.T, 256 if args.quick else 2048)
-        for device in devices:
-            generator, network, n_cond = generator_for(L, args.preset, device)
-            for batch in BATCHES:
-                if device == "cpu" and activation_gb(network, L, batch) > args.max_memory_gb:
-                    print(f"{L} | {device} | {batch} | skipped (> {args.max_memory_gb} GB of activations)")
-                    continue
-                rate = generated_per_second(generator, n_cond, L, batch, device, seconds)
-                print(f"{L} | {device} | {batch} | {rate:.0f} | {mc_rate:.0f} ({algorithm}, {thin}) | "
-                      f"{rate / mc_rate:.2g}x", flush=True)
+        for T in args.T:
+            mc_rate, algorithm, thin = independent_configurations_per_second(L, T, 256 if args.quick else 2048)
+            for device in devices:
+                generator, network, n_cond = generator_for(L, args.preset, device)
+                for batch in args.batches:
+                    if device == "cpu" and activation_gb(network, L, batch) > args.max_memory_gb:
+                        print(f"{L} | {T:.4g} | {device} | {batch} | - | skipped (> {args.max_memory_gb} GB)")
+                        continue
+                    for sweeps in args.refine_sweeps:
+                        rate = generated_per_second(generator, n_cond, L, batch, device, seconds, T, sweeps)
+                        print(f"{L} | {T:.4g} | {device} | {batch} | {sweeps} | {rate:.0f} | {mc_rate:.0f} "
+                              f"({algorithm}, {thin}) | {rate / mc_rate:.2g}x", flush=True)
 
 
 if __name__ == "__main__":
