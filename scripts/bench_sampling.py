@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -58,7 +59,7 @@ def generated_per_second(generator, n_cond: int, L: int, batch: int, device: str
     latent = {**generator.latent(batch, rng), "abs_m": torch.rand(batch, generator=rng)}  # used if imposed
 
     def once():
-        arrays = {**generative.to_arrays(generator(latent, cond), cond), "T": torch.full((batch,), T).numpy()}
+        arrays = {**generative.to_arrays(generator(latent, cond), cond), "T": np.full(batch, T, np.float32)}
         return len(refine_lattices(arrays, sweeps, (0, 1, 0), device=device)["spins"])
 
     once()  # warm-up (CUDA kernels, allocator)

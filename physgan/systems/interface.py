@@ -95,7 +95,9 @@ class System(Protocol):
     """dataclass of Monte Carlo settings: a recipe's [simulate] table, a preset's [simulate_train] and
     [simulate_test], `physgan simulate`'s options and --set keys (unknown keys are errors)"""
     FidelityConfig: type
-    """dataclass of a run's acceptance targets: a preset's [fidelity] table"""
+    """dataclass of a run's acceptance targets: a preset's [fidelity] table; optionally with a method
+    exact_tolerances() -> {quantity: relative tolerance}, which then overrides the validation plug-in's
+    EXACT_TOLERANCE for the run"""
     generative: Generative
     """the GAN engine's adapter, loaded on first access (needs torch)"""
     validation: Validation

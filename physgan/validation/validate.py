@@ -121,7 +121,7 @@ class Measured:
 def validate(reference, generated, out_dir, *, training=None, threshold: float = 2.0, level: float = LEVEL,
              pdf: bool = False, force: bool = False, quiet: bool = False, allow_pickle: bool = False, seed: int = 0,
              classifier: bool = True, max_classifier_samples: int = 20000, device: str = "cpu",
-             speed: dict | None = None, fidelity=None, tolerances: dict | None = None) -> dict:
+             speed: dict | None = None, fidelity=None) -> dict:
     """Compare `generated` with `reference` (sample files of one system); write the report into `out_dir`.
 
     Returns the metrics written to out_dir/metrics.json (docs/formats.md, "metrics.json"). The verdict
@@ -134,8 +134,9 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
 
     training: the generator's training sample (optional), for the memorisation check;
     threshold: the effect size (W1 over the null's median W1) beyond which a significant difference fails;
-    level: the family-wise error rate of the significance tests (Holm); tolerances: {quantity: relative
-    tolerance} of the exact checks, overriding the plug-in's; pdf: also write plots as PDF;
+    level: the family-wise error rate of the significance tests (Holm); fidelity: a run preset's targets,
+    whose exact_tolerances() (where the FidelityConfig has it) override the plug-in's tolerances of the
+    exact checks; pdf: also write plots as PDF;
     seed: of every random choice (same seed, same numbers); classifier: run the classifier tests, on at most
     max_classifier_samples samples of each file (equal numbers per condition), on `device`;
     speed: where the caller timed both ways of producing samples (physgan run), {"monte_carlo": {"n",
@@ -163,7 +164,7 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
             bar.update(1)
         observables = {name: compare_observable(plugin, ref, gen, name, number, threshold, seed)
                        for number, name in enumerate(plugin.OBSERVABLES)}
-        exact = exact_checks(plugin, ref, gen, tolerances or {})
+        exact = exact_checks(plugin, ref, gen, getattr(fidelity, "exact_tolerances", dict)())
         family = verdict.decide(observables, exact, level)
         bar.update(1)
         classifier_result = _classifier(plugin, ref, gen, keep, inputs, classifier_rng, device, enabled=classifier)

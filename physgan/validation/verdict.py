@@ -98,7 +98,8 @@ def exit_status(metrics: dict) -> int:
 
 
 def table(metrics: dict) -> str:
-    """The verdict as text: the checks, the conditions not judged, the verdict line."""
+    """The verdict's table as text, with the family tested and the conditions not judged (the verdict
+    itself: validate.verdict_line)."""
     from physgan.textable import format_table
 
     rows = [[c["check"], c["measured"], c["threshold"], "pass" if c["pass"] else "FAIL"] for c in metrics["checks"]]
@@ -110,5 +111,4 @@ def table(metrics: dict) -> str:
     for skipped in metrics["not_judged"]:
         lines.append(f"not judged (too few samples): {skipped['label']}: {skipped['n_ref']} reference, "
                      f"{skipped['n_gen']} generated")
-    lines.append(f"verdict: {metrics['verdict'].upper()}")
     return "\n".join(lines)

@@ -213,6 +213,11 @@ class FidelityConfig:
     peak_tolerance: float | None = None
     """largest allowed |T_peak(generated) - T_peak(Monte Carlo)| of C and chi' (none: reported, not checked)"""
 
+    def exact_tolerances(self) -> dict[str, float]:
+        """The relative tolerances of means that hold at every T, which are also those of the validation's
+        checks against the exact values (validation.EXACT_TOLERANCE's quantities)."""
+        return {name: value for name, value in self.relative.items() if "@" not in name}
+
 
 PEAKS = {"C": "C", "chi_prime": "χ'"}  # quantities whose peak temperature the fidelity report compares
 

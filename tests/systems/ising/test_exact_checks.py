@@ -105,3 +105,10 @@ def test_the_generated_error_is_capped_at_the_references_spread():
 
 def test_lattice_observables_are_marked_discrete():
     assert all(OBSERVABLES[name].discrete for name in ("e", "abs_m", "m", "m2"))
+
+
+def test_a_preset_s_tolerances_of_means_are_those_of_its_exact_checks():
+    from physgan.systems.ising.observables import FidelityConfig
+
+    fidelity = FidelityConfig(relative={"e": 0.02, "abs_m": 0.03, "abs_m@2.2:2.4": 0.05})
+    assert fidelity.exact_tolerances() == {"e": 0.02, "abs_m": 0.03}  # a T window is no tolerance at every T
