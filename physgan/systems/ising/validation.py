@@ -40,9 +40,9 @@ import numpy as np
 
 from physgan.errors import UserError
 from physgan.io import DEFAULT_CHUNK
-from physgan.stats import jackknife, mean_and_error
-from physgan.systems.ising.observables import (_specific_heat, energy_per_site, exact_values,
-                                              local_field_fractions, magnetization, per_temperature)
+from physgan.stats import jackknife
+from physgan.systems.ising.observables import (energy_per_site, exact_values, local_field_fractions,
+                                              magnetization, per_temperature)
 from physgan.validation.validate import (Observable, RowPicker, nearest_neighbour_summary, shortest_float,
                                         strided)
 
@@ -232,11 +232,18 @@ def _second_moment_xi(N, L):
     return estimator
 
 
+def _table(measured, L: int, local: bool = False) -> dict[str, np.ndarray]:
+    """observables.per_temperature of the judged samples, one row per condition row (in their order)."""
+    f, judged = measured.features, measured.index >= 0
+    T = measured.rows[measured.index[judged], 0].astype(np.float64)
+    return per_temperature(T, f["m"][judged], f["e"][judged], L,
+                           local=(f["w4"][judged], f["w2"][judged]) if local else None)
+
+
 def thermodynamics(measured, L: int) -> list[dict]:
     """Per condition row: observables.per_temperature's table (values and `_err`) plus kappa_3 and xi."""
     f = measured.features
-    T = measured.rows[measured.index, 0].astype(np.float64)
-    table = per_temperature(T, f["m"], f["e"], L, local=(f["w4"], f["w2"]))
+    table = _table(measured, L, local=True)
     rows = []
     for c, members in enumerate(measured.groups):
         row = {key: values[c].item() for key, values in table.items()}
@@ -273,36 +280,6 @@ def fuerrutter_distance(ref_rows: list[dict], gen_rows: list[dict]) -> dict:
             "literature": FUERRUTTER_BEST_GAN}
 
 
-def exact_comparison(ref_rows: list[dict], gen_rows: list[dict], L: int) -> list[dict]:
-    """Exact finite-L values (Kaufman; enumeration for L <= 4) with the pulls of both samples."""
-    T = np.array([row["T"] for row in ref_rows])
-    exact = exact_values(T, L)
-    out = []
-    for i, (ref, gen) in enumerate(zip(ref_rows, gen_rows)):
-        entry = {"T": ref["T"]}
-        for name, values in exact.items():
-            entry[name] = {"exact": float(values[i]),
-                           "ref_pull": _pull(ref[name], ref[name + "_err"], values[i]),
-                           "gen_pull": _pull(gen[name], gen[name + "_err"], values[i])}
-        out.append(entry)
-    return out
-
-
-def _pull(value: float, error: float, expected: float) -> float:
-    return float((value - expected) / error) if error > 0 else float("nan")
-
-
-def _exact_estimates(measured, c: int, L: int, T: float) -> dict[str, tuple[float, float]]:
-    """(value, standard error) of <e>, C, <|m|> and <m^2> at condition row c: means with their standard
-    errors, C = N beta^2 var(e) (observables' estimator) with its jackknife error (32 blocks)."""
-    f, members = measured.features, measured.groups[c]
-    e = f["e"][members]
-    return {"e": mean_and_error(e),
-            "C": jackknife(_specific_heat(L * L, 1.0 / T), f["m"][members], e),
-            "abs_m": mean_and_error(f["abs_m"][members]),
-            "m2": mean_and_error(f["m2"][members])}
-
-
 def _exact_pull(value: float, error: float, exact: float) -> float:
     """(value - exact)/error; with error 0 (a sample of one value) 0 where value equals exact, else +-inf:
     the deviation is then certain, and EXACT_TOLERANCE alone decides whether it matters."""
@@ -320,9 +297,10 @@ def exact_checks(reference, generated) -> list[dict]:
     keys): "e" = <e> and "C" = N (<e^2> - <e>^2)/T^2 at every L >= 3 (Kaufman's torus solution), "abs_m" = <|m|>
     and "m2" = <m^2> where observables.exact_values enumerates the lattice (L <= 4). Each dict: quantity,
     condition (condition_label), T (as labelled), exact, gen, gen_err, gen_pull, ref, ref_err, ref_pull,
-    relative = (gen - exact)/|exact|, p_value = two-sided normal p-value of gen_pull. Errors: standard error
-    of a mean, jackknife for C; gen_err is the error an honest sample of the generated size has, the
-    reference's error scaled by sqrt(n_ref / n_gen). It does not depend on the generated sample, so a too
+    relative = (gen - exact)/|exact|, p_value = two-sided normal p-value of gen_pull. Values and errors are
+    observables.per_temperature's (as in the thermodynamics table: standard errors of means, jackknife for
+    C); gen_err is the error an honest sample of the generated size has, the reference's error scaled by
+    sqrt(n_ref / n_gen). It does not depend on the generated sample, so a too
     broad generator cannot loosen its own test; the smaller of the two samples' errors would (the minimum of
     two noisy estimates is biased low: with it, honest samples failed 3 % of the time at level 0.01,
     docs/validation.md). A zero error gives a pull of 0 or +-inf (_exact_pull) and p-value 1 or 0.
@@ -332,16 +310,15 @@ def exact_checks(reference, generated) -> list[dict]:
     L = lattice_size(reference.samples)
     temps = np.array([shortest_float(row[0]) for row in reference.rows])
     exact = exact_values(temps, L)
+    ref_table, gen_table = (_table(measured, L) for measured in (reference, generated))
     out = []
     for c, (row, T) in enumerate(zip(reference.rows, temps)):
-        ref, gen = _exact_estimates(reference, c, L, T), _exact_estimates(generated, c, L, T)
-        n_ref, n_gen = len(reference.groups[c]), len(generated.groups[c])
         for name in EXACT_TOLERANCE:
             if name not in exact:
                 continue
             truth = float(exact[name][c])
-            (ref_value, ref_err), (gen_value, _) = ref[name], gen[name]
-            gen_err = float(ref_err * np.sqrt(n_ref / n_gen))
+            ref_value, ref_err, gen_value = ref_table[name][c], ref_table[name + "_err"][c], gen_table[name][c]
+            gen_err = float(ref_err * np.sqrt(ref_table["n"][c] / gen_table["n"][c]))
             gen_pull = _exact_pull(gen_value, gen_err, truth)
             out.append({"quantity": name, "condition": condition_label(row), "T": float(T), "exact": truth,
                         "gen": float(gen_value), "gen_err": gen_err, "gen_pull": gen_pull,
@@ -376,7 +353,6 @@ def extras(reference, generated, seed: int = 0) -> dict:
         "fraction_m_positive": [{"T": r["T"], "ref": r["frac_m_pos"], "ref_err": r["frac_m_pos_err"],
                                  "gen": g["frac_m_pos"], "gen_err": g["frac_m_pos_err"]}
                                 for r, g in zip(ref_rows, gen_rows)],
-        "exact": exact_comparison(ref_rows, gen_rows, L),
         "local_temperature": [{"T": r["T"], "ref": r["T_local"], "ref_err": r["T_local_err"],
                                "gen": g["T_local"], "gen_err": g["T_local_err"]} for r, g in zip(ref_rows, gen_rows)],
         "correlation_function": [{"T": r["T"], "r": list(range(L // 2 + 1)), "ref": rg["G"], "ref_err": rg["G_err"],
@@ -430,15 +406,6 @@ def report_content(extras: dict) -> dict:
                    "rows": [[f"{p['T']:.4g}", f"{p['D']:.3g}"] + [f"{p['pulls'][n]:+.2f}" for n in d["observables"]]
                             for p in d["per_condition"]],
                    "note": d["definition"] + "; pull = (generated − reference)/σ_ref"})
-    exact_names = [n for n in extras["exact"][0] if n != "T"] if extras["exact"] else []
-    tables.append({"title": f"Exact finite-lattice values (L = {extras['L']})",
-                   "headers": ["T"] + [f"{THERMO_LABELS.get(n, n)} {what}" for n in exact_names
-                                       for what in ("exact", "pull ref", "pull gen")],
-                   "rows": [[f"{e['T']:.4g}"] + [v for n in exact_names for v in
-                                                 (f"{e[n]['exact']:.6g}", f"{e[n]['ref_pull']:+.2f}",
-                                                  f"{e[n]['gen_pull']:+.2f}")] for e in extras["exact"]],
-                   "note": "Kaufman's solution of the L × L torus (Ferdinand & Fisher 1969); enumeration for L ≤ 4; "
-                           "pull = (measured − exact)/standard error"})
     local = extras["local_temperature"]
     tables.append({"title": "Local equilibrium: the temperature each sample's neighbourhoods are in equilibrium at",
                    "headers": ["T", "T_local ref", "T_local gen", "gen − T"],
