@@ -159,10 +159,16 @@ def _add_run(commands) -> None:
   physgan run ising --preset full --out runs/full --set train.device=cuda
   physgan run ising --preset full --out runs/full --set train.device=cuda --resume
   physgan run jets --preset quick --out runs/jets_quick
-  physgan run ising --preset my_preset.toml --out runs/mine""")
+  physgan run ising --preset my_preset.toml --out runs/mine
+  physgan run jets --preset quick --train-data lagan_train.h5 --test-data lagan_test.h5 --out runs/lagan""")
     p.add_argument("system", choices=system_names())
     p.add_argument("--preset", default="quick", help="quick, full, or a TOML file (default quick)")
     p.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a preset value")
+    p.add_argument("--train-data", metavar="FILE", help="train on this sample file (any supported format) instead "
+                   "of simulating it; checked against the preset's [simulate_train] first")
+    p.add_argument("--test-data", metavar="FILE", help="validate against this sample file instead of simulating "
+                   "it; checked against the preset's [simulate_test] first")
+    p.add_argument("--allow-pickle", action="store_true", help="read Python pickles given as data (trusted files only)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--force", action="store_true", help="replace an earlier run in the directory")
     p.add_argument("--resume", action="store_true",
@@ -198,8 +204,8 @@ def _add_sample(commands) -> None:
     p.add_argument("--n-per-temp", "--n", dest="n", type=int, default=1000,
                    help="samples per condition: Ising per temperature, jets per class (default 1000)")
     p.add_argument("--refine-sweeps", type=int, default=0, metavar="K",
-                   help="K sweeps of the system's exact update after generation (Ising: Metropolis at each "
-                   "lattice's T), recorded in the file's provenance (default 0: the generator's output)")
+                   help="K sweeps of the system's exact update after generation (Ising: a Metropolis pass and a Wolff "
+                   "cluster at each lattice's T), recorded in the file's provenance (default 0: the generator's output)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -290,7 +296,8 @@ def _run(args) -> int:
     if args.force and args.resume:
         raise UserError("--force starts the run again, --resume continues it: choose one")
     summary = run(args.system, args.preset, args.out, args.set, force=args.force, resume=args.resume,
-                  quiet=args.quiet)
+                  quiet=args.quiet, train_data=args.train_data, test_data=args.test_data,
+                  allow_pickle=args.allow_pickle)
     return 0 if summary["verdict"] == "pass" else 1
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -78,11 +79,14 @@ class SampleWriter:
 
     Use as a context manager; `append(spins=..., T=...)` may be called many times (datasets grow in
     chunks, so the whole sample never has to be in memory); `add_table(name, columns)` stores a small
-    table. The file appears at `path` only when the block exits without an exception.
+    table. The file appears at `path` only when the block exits without an exception. `provenance` (the
+    dict given, not a copy) is stored again when the block completes, so what is added to it inside the
+    block is kept (the Monte Carlo's `wall_s`).
     """
 
     def __init__(self, path, *, system: str, source: str, provenance: dict, force: bool = False):
         self._atomic = atomic_output(path, force)
+        self.provenance = provenance
         self._attrs = {"physgan_format": FORMAT_VERSION, "system": system, "source": source,
                        "provenance": json.dumps(provenance, default=_json_default)}
         self._file = None
@@ -95,9 +99,16 @@ class SampleWriter:
         self._file.attrs.update(self._attrs)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None:
+            try:
+                self._file.attrs["provenance"] = json.dumps(self.provenance, default=_json_default)
+            except BaseException as error:  # the temporary file goes, as for a failure inside the block
+                self._file.close()
+                self._atomic.__exit__(type(error), error, error.__traceback__)
+                raise
         self._file.close()
-        return self._atomic.__exit__(*exc_info)
+        return self._atomic.__exit__(exc_type, exc, traceback)
 
     def append(self, **arrays: np.ndarray) -> None:
         lengths = {len(a) for a in arrays.values()}
@@ -283,10 +294,12 @@ def merge_sample_files(paths: list[str], out, *, force: bool = False) -> Samples
     if set(present) != expected:
         raise UserError(f"missing shards {sorted(expected - set(present))} of {len(expected)}: pass every shard file")
     order = sorted(range(len(files)), key=lambda k: present[k])
+    seconds = [monte_carlo_seconds(s) for s in files]  # the shards' Monte Carlo time, summed where all have one
+    timed = {"wall_s": sum(seconds)} if None not in seconds else {}
     prov = provenance(first.provenance.get("config"), shard="merged",
                       merged_from=[{"path": files[k].path, "shard": files[k].provenance.get("shard"),
                                     "created": files[k].provenance.get("created"),
-                                    "command": files[k].provenance.get("command")} for k in order])
+                                    "command": files[k].provenance.get("command")} for k in order], **timed)
     with SampleWriter(out, system=first.system, source=first.source, provenance=prov, force=force) as writer:
         for k in order:
             for chunk in files[k].iter_chunks():
@@ -306,3 +319,54 @@ def _shard_of(samples: Samples) -> tuple[int, int]:
         return i, n
     except ValueError:
         raise UserError(f"{samples.path}: not a shard (no 'shard' entry i/N in its provenance)") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Files given to `physgan run` (--train-data, --test-data)
+
+
+def file_record(path: str | os.PathLike) -> dict:
+    """What identifies a file's content: absolute path, size in bytes and SHA-256 (hex), read in 1 MiB blocks."""
+    import hashlib
+
+    path = Path(path).resolve()
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def monte_carlo_seconds(samples: Samples) -> float | None:
+    """The wall time, in seconds, that the Monte Carlo took to make `samples`, where physgan recorded it (the
+    provenance's `wall_s` of a source "mc" file, written by simulate; summed over the shards by merge); None
+    when unknown (a foreign file, a generated one, or one written before physgan recorded it)."""
+    seconds = samples.provenance.get("wall_s") if isinstance(samples.provenance, dict) else None
+    if samples.source != "mc" or isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        return None
+    return float(seconds) if math.isfinite(seconds) and seconds > 0 else None
+
+
+def save_as_physgan(samples: Samples, path, record: dict, *, force: bool = False) -> None:
+    """Store any sample file as a physgan HDF5 file at `path` (atomically). A physgan HDF5 file is copied byte
+    for byte (its provenance and tables with it). Any other format is converted once, chunk by chunk: the
+    fields every physgan file of its system holds (CONDITIONS and DATA_FIELDS; not a reader's extras such as
+    the jets' constituents), the source its reader reports, and the provenance {..., "converted_from":
+    record plus the "format" and the reader's "provenance"}. record: io.file_record of the original."""
+    import shutil
+
+    from physgan.systems import get_system
+
+    if samples.format == "physgan-hdf5":
+        with atomic_output(path, force) as tmp:
+            shutil.copyfile(samples.path, tmp)
+        return
+    system = get_system(samples.system)
+    origin = {**record, "format": samples.format, "provenance": samples.provenance}
+    with SampleWriter(path, system=samples.system, source=samples.source, provenance=provenance(converted_from=origin),
+                      force=force) as writer:
+        for chunk in samples.iter_chunks(names=tuple(dict.fromkeys(system.CONDITIONS + system.DATA_FIELDS))):
+            writer.append(**chunk)

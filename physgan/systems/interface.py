@@ -69,6 +69,23 @@ class Option:
             raise ValueError(f"{self.flag}: action must be 'store' or 'append', not {self.action!r}")
 
 
+class Refinement(Protocol):
+    """A system's exact refinement (System.refine)."""
+
+    algorithm: str
+    """the update's name, recorded in a refined file's provenance"""
+
+    def __call__(self, arrays: dict, sweeps: int, seed: tuple[int, ...], device: str = "cpu") -> dict:
+        """Sample-file arrays of one batch (to_arrays's) after `sweeps` sweeps; seed: integers naming the
+        batch's random streams; device: a torch device name. sweeps = 0 returns the arrays unchanged."""
+
+    def curve(self, reference: dict, raw: dict, seed: tuple[int, ...]) -> dict:
+        """What refinement does, measured: the raw generated arrays refined to increasing numbers of sweeps,
+        each compared with the reference arrays (both {name: array} of the data fields and conditions).
+        Returns {"sweeps": [K...], "T" or the condition labels, "series": {name: {"label", "values",
+        "errors"}}}: values[k][c] the generated minus reference value at condition c after sweeps[k]."""
+
+
 class System(Protocol):
     """The module-level members of a system's package."""
 
@@ -106,13 +123,11 @@ class System(Protocol):
     """optional second output format: write_root(samples, path, *, force=False) writes any sample of the
     system as a ROOT file (jets: TTree jets); `physgan sample --root` calls it after the HDF5 file is
     complete. None where the system has no ROOT format"""
-    refine: Callable[..., Any] | None
+    refine: Refinement | None
     """optional: an exact update that moves generated samples towards equilibrium, a Markov chain step that
-    leaves the system's distribution invariant (Ising: Metropolis sweeps at each lattice's temperature).
-    refine(arrays, sweeps, seed, device=) -> arrays: sample-file arrays of one batch (to_arrays's), the
-    number of sweeps, a tuple of integers naming the batch's random streams, and the torch device name;
-    refine.algorithm names the update for the file's provenance. `physgan sample --refine-sweeps K` and a
-    preset's sample.refine_sweeps call it; systems without one leave it None and refuse the option"""
+    leaves the system's distribution invariant (Ising: Metropolis sweeps and Wolff clusters at each
+    lattice's temperature). `physgan sample --refine-sweeps K` and a preset's sample.refine_sweeps call it;
+    systems without one leave it None and refuse the option"""
 
     def read_foreign(self, path: str, kind: str, allow_pickle: bool) -> Samples | None:
         """Open a file that is not physgan HDF5 (kind: physgan.io.detect_format's "hdf5", "npz", "npy",
@@ -126,7 +141,18 @@ class System(Protocol):
         return the number of samples stored. shard (i, N): this job's part of a sharded run, seeded by
         physgan.shards.shard_seed and sized by shard_count, so that `physgan merge` can join the N files.
         quiet: no progress bar. outputs: the system's SIMULATE_OPTIONS with Option.output that were given,
-        by key (jets: root=PATH also writes the constituents as ROOT)."""
+        by key (jets: root=PATH also writes the constituents as ROOT). The provenance records `wall_s`, the
+        seconds of wall time the call took (added inside the SampleWriter block: SampleWriter.provenance),
+        which `physgan run` reports as the Monte Carlo's time when the file is given to it as data."""
+
+    def data_mismatch(self, samples: Samples, config, section: str) -> str | None:
+        """Why a file of the system (`physgan run --train-data/--test-data`; the engine has checked its system
+        and that it holds samples) cannot stand in for the Monte Carlo of `config`, the preset's
+        SimulationConfig under [section] ("simulate_train" or "simulate_test"): one phrase naming the
+        file's value and the preset's, e.g. "lattices of L = 16, but the preset's simulate_train.L is 8";
+        None when it can. It checks what defines the samples the preset's Monte Carlo would make (Ising: L;
+        jets: image size, classes, the pT and mass windows of the selection), not the choice of conditions
+        or the counts, which the file brings (Ising: its temperatures)."""
 
     def observables_report(self, samples: Samples) -> str:
         """`physgan observables`: the physics observables of a sample file per condition, with standard

@@ -146,6 +146,44 @@ def save(fig, plots_dir, name: str, pdf: bool) -> str:
     return f"{name}.png"
 
 
+def refinement_plot(curve: dict, path) -> None:
+    """One panel per series of a refinement curve (pipeline.refinement_curve): generated minus reference
+    against the number of sweeps K, one line per condition, coloured along the conditions."""
+    import matplotlib
+
+    series = curve["series"]
+    ncols = 4
+    nrows = math.ceil(len(series) / ncols)
+    with style():
+        fig = _figure(4.0 * ncols, 3.4 * nrows)
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=0.12 / nrows, top=1 - 0.25 / nrows, wspace=0.35,
+                            hspace=0.45)
+        x = np.arange(len(curve["sweeps"]))  # K = 0, 1, 2, 4, ... at even spacing
+        colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(curve["T"])))
+        for i, (name, entry) in enumerate(series.items()):
+            ax = fig.add_subplot(nrows, ncols, i + 1)
+            values, errors = np.array(entry["values"]), np.array(entry["errors"])
+            for c in range(values.shape[1]):
+                tag = f"T = {curve['T'][c]:.4g}"
+                ax.errorbar(x + 0.04 * (c - values.shape[1] / 2), values[:, c], errors[:, c], marker="o", ms=3,
+                            lw=1, color=colours[c] if values.shape[1] > 1 else "C0", label=tag)
+            ax.axhline(0.0, color="grey", lw=1)
+            ax.set_xticks(x, [str(k) for k in curve["sweeps"]])
+            ax.set_xlabel("refinement sweeps K")
+            ax.set_ylabel(entry["label"], fontsize=10)
+            if i == 0:
+                label(ax)
+                handles = ax.get_legend_handles_labels()
+            if values.shape[1] == 1:
+                ax.legend(loc="best", frameon=False, fontsize=8)
+        # the conditions' colours, in the next free cell (or on the first panel when none is free)
+        key = fig.add_subplot(nrows, ncols, len(series) + 1) if len(series) < nrows * ncols else fig.axes[0]
+        if key is not fig.axes[0]:
+            key.axis("off")
+        key.legend(*handles, loc="center", frameon=False, fontsize=8, ncol=2 if len(curve["T"]) > 6 else 1)
+        fig.savefig(path, dpi=PNG_DPI)
+
+
 def density(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Normalised histogram (unit area) and its Poisson errors, binned by numpy as the metrics are."""
     counts = np.histogram(np.asarray(values, dtype=np.float64), bins=edges)[0].astype(np.float64)

@@ -140,7 +140,9 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
     seed: of every random choice (same seed, same numbers); classifier: run the classifier tests, on at most
     max_classifier_samples samples of each file (equal numbers per condition), on `device`;
     speed: where the caller timed both ways of producing samples (physgan run), {"monte_carlo": {"n",
-    "seconds"}, "generator": {"n", "seconds", "device"}}: reported with the speed-up (metrics "speed").
+    "seconds", "time_from"}, "generator": {"n", "seconds", "device"}}: reported with the speed-up (metrics
+    "speed"); the Monte Carlo's seconds are None when unknown, time_from says per data file where its time
+    came from ("run", "provenance", None: unknown).
     """
     from physgan.validation import report
 
@@ -548,17 +550,41 @@ def memorisation_content(memo: dict) -> dict:
 
 
 def speed_summary(speed: dict) -> dict:
-    """Samples per second of the Monte Carlo and of the generator, and the generator's speed-up."""
-    summary = {who: {**speed[who], "per_second": speed[who]["n"] / speed[who]["seconds"]}
-               for who in ("monte_carlo", "generator")}
-    summary["speed_up"] = summary["generator"]["per_second"] / summary["monte_carlo"]["per_second"]
+    """Samples per second of the Monte Carlo and of the generator, and the generator's speed-up. A Monte Carlo
+    whose time is unknown (seconds None: a given data file that records none) has per_second and speed_up
+    None: no number is made up."""
+    summary = {who: {**speed[who], "per_second": _rate(speed[who])} for who in ("monte_carlo", "generator")}
+    rates = summary["generator"]["per_second"], summary["monte_carlo"]["per_second"]
+    summary["speed_up"] = None if None in rates else rates[0] / rates[1]
     return summary
+
+
+def _rate(entry: dict) -> float | None:
+    seconds = entry.get("seconds")
+    return None if seconds is None or not seconds > 0 else entry["n"] / seconds
+
+
+def _untimed(mc: dict) -> list[str]:
+    """The data files whose Monte Carlo time is unknown (time_from None), by name."""
+    return [name for name, how in mc.get("time_from", {}).items() if how is None]
 
 
 def speed_line(speed: dict) -> str:
     gen, mc = speed["generator"], speed["monte_carlo"]
-    return (f"generator {gen['per_second']:.4g} samples/s ({gen['device']}) vs Monte Carlo {mc['per_second']:.4g} "
-            f"samples/s: speed-up {speed['speed_up']:.3g}x")
+    generator = f"generator {gen['per_second']:.4g} samples/s ({gen['device']})"
+    if speed["speed_up"] is None:
+        files = _untimed(mc) or ["data"]
+        return (f"{generator}; Monte Carlo time unknown (the given {' and '.join(files)} "
+                f"{'files record' if len(files) > 1 else 'file records'} none): no speed-up stated")
+    recorded = [name for name, how in mc.get("time_from", {}).items() if how == "provenance"]
+    note = (f" (the given {' and '.join(recorded)} file{'s' if len(recorded) > 1 else ''}: Monte Carlo time "
+            "from the provenance)" if recorded else "")
+    return (f"{generator} vs Monte Carlo {mc['per_second']:.4g} samples/s{note}: "
+            f"speed-up {speed['speed_up']:.3g}x")
+
+
+TIME_FROM = {"run": "measured in this run", "provenance": "as recorded in its provenance by the physgan simulate "
+             "that wrote it", None: "unknown (a given file that records no Monte Carlo time)"}
 
 
 def speed_content(speed: dict | None) -> dict:
@@ -567,13 +593,22 @@ def speed_content(speed: dict | None) -> dict:
         return {"summary": [], "tables": []}
     mc, gen = speed["monte_carlo"], speed["generator"]
     summary = [("Speed", speed_line(speed))]
-    rows = [[who, str(entry["n"]), f"{entry['seconds']:.3g}", f"{entry['per_second']:.4g}",
-             f"{1e3 / entry['per_second']:.3g}"] for who, entry in (("Monte Carlo", mc), ("generator", gen))]
-    note = ("Measured in this run, wall time: the Monte Carlo of the training and test files (event generation "
-            "or thermalisation and thinning included), and writing the generated file (observables included).")
+
+    def row(who: str, entry: dict) -> list[str]:
+        if entry["per_second"] is None:
+            return [who, str(entry["n"]), "unknown", "unknown", "unknown"]
+        return [who, str(entry["n"]), f"{entry['seconds']:.3g}", f"{entry['per_second']:.4g}",
+                f"{1e3 / entry['per_second']:.3g}"]
+
+    sources = mc.get("time_from", {"training and test": "run"})
+    where = "; ".join(f"{name}: {TIME_FROM[how]}" for name, how in sources.items())
+    note = (f"Wall time of the Monte Carlo of the training and test files (event generation or thermalisation "
+            f"and thinning included; {where}), and of writing the generated file in this run (observables "
+            "included)." + (" Without the time of every data file no speed-up is stated." if speed["speed_up"] is None
+                            else ""))
     return {"summary": summary, "tables": [{"title": "Speed: Monte Carlo against the generator",
                                             "headers": ["producer", "samples", "seconds", "samples/s", "ms/sample"],
-                                            "rows": rows, "note": note}]}
+                                            "rows": [row("Monte Carlo", mc), row("generator", gen)], "note": note}]}
 
 
 def memorisation_plot(memo: dict, plots_dir, pdf: bool) -> tuple[str, str]:

@@ -78,10 +78,14 @@ def read_foreign(path: str, kind: str, allow_pickle: bool):
 
 def simulate_to_file(path, config: SimulationConfig, shard: tuple[int, int] = (0, 1), *, force: bool = False,
                      quiet: bool = False) -> int:
-    """Draw the samples into a physgan sample file; returns how many were stored."""
+    """Draw the samples into a physgan sample file; returns how many were stored. The provenance records the
+    call's wall time (wall_s)."""
+    import time
+
     from physgan.io import SampleWriter, provenance
     from physgan.shards import shard_count, shard_seed
 
+    started = time.perf_counter()
     rng = np.random.default_rng(shard_seed(config.seed, shard))
     n = shard_count(config.n_per_width, shard)
     prov = provenance(asdict(config), shard=f"{shard[0]}/{shard[1]}")
@@ -89,7 +93,16 @@ def simulate_to_file(path, config: SimulationConfig, shard: tuple[int, int] = (0
         for width in config.widths:
             writer.append(x=(width * rng.standard_normal((n, 1, SIDE, SIDE))).astype(np.float32),
                           width=np.full(n, width, np.float32))
+        prov["wall_s"] = time.perf_counter() - started
     return n * len(config.widths)
+
+
+def data_mismatch(samples, config: SimulationConfig, section: str) -> str | None:
+    """A file given to `physgan run` must hold samples of the toy's shape (its widths are its own)."""
+    shape = tuple(samples.fields["x"][0])
+    if shape != (1, SIDE, SIDE):
+        return f"samples of shape {shape}, but the toy's are {(1, SIDE, SIDE)}"
+    return None
 
 
 def _pulls(samples) -> list[tuple[float, int, float, float]]:

@@ -5,6 +5,7 @@ from physgan.systems import lazy_submodules, register
 from physgan.systems.interface import Option
 from physgan.systems.ising.formats import read_foreign
 from physgan.systems.ising.mc import IsingMCConfig as SimulationConfig
+from physgan.systems.ising.mc import data_mismatch
 from physgan.systems.ising.mc import write_file as simulate_to_file
 from physgan.systems.ising.observables import FidelityConfig, fidelity_report, observables_report
 from physgan.systems.ising.refine import refine as refine_lattices
@@ -22,7 +23,7 @@ SIMULATE_OPTIONS = (
 )
 SAMPLE_OPTIONS = (Option("--T", "T", "Ising temperatures: 1.8,2.269,3.0 or start:stop:count"),)
 write_root = None  # Ising samples are HDF5 only
-refine = refine_lattices  # Metropolis sweeps at each lattice's T (refine.py)
+refine = refine_lattices  # Metropolis sweeps and Wolff clusters at each lattice's T (refine.py)
 
 # The GAN adapter and the validation plug-in need torch: loaded on first use, so reading files and --help
 # stay light.

@@ -17,6 +17,7 @@ on the fly, because a data-dependent stopping rule would bias the stationary dis
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -182,11 +183,13 @@ def _equilibrate(chains, sweep, config: IsingMCConfig):
 
 
 def write_file(path, config: IsingMCConfig, shard: tuple[int, int] = (0, 1), *, force=False, quiet=False) -> int:
-    """Run the Monte Carlo and write a physgan sample file (atomically). Returns the number stored."""
+    """Run the Monte Carlo and write a physgan sample file (atomically). Returns the number stored. The
+    provenance records the call's wall time (wall_s)."""
     from physgan.io import SampleWriter, provenance
     from physgan.progress import progress_bar
     from physgan.systems.ising.kernels import compiled_kernels_available
 
+    started = time.perf_counter()
     settings = {"seed_sequence": f"SeedSequence({config.seed}).spawn({shard[1]})[{shard[0]}]",
                 "metropolis_backend": "c" if compiled_kernels_available() and torch_device(config.device).type == "cpu"
                 else "torch"}
@@ -198,4 +201,16 @@ def write_file(path, config: IsingMCConfig, shard: tuple[int, int] = (0, 1), *, 
             writer.append(spins=spins, T=np.full(len(spins), run.T, dtype=np.float32))
             runs.append(run)
         writer.add_table("mc", {key: [asdict(r)[key] for r in runs] for key in asdict(runs[0])})
+        prov["wall_s"] = round(time.perf_counter() - started, 3)
     return sum(r.n for r in runs)
+
+
+def data_mismatch(samples, config: IsingMCConfig, section: str) -> str | None:
+    """interface.System.data_mismatch: a file given to `physgan run` must hold lattices of the preset's L (its
+    temperatures and counts are its own)."""
+    shape = samples.fields["spins"][0]
+    if tuple(shape) != (config.L, config.L):
+        side = " x ".join(str(n) for n in shape)
+        return (f"lattices of {side} spins, but the preset's {section}.L is {config.L} "
+                f"(give a file of L = {config.L}, or --set {section}.L={shape[0]})")
+    return None

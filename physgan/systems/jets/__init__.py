@@ -11,6 +11,7 @@ from physgan.systems.interface import Option
 from physgan.systems.jets.fidelity import FidelityConfig, fidelity_report
 from physgan.systems.jets.formats import CONDITIONS, FIELD_TYPES, read_foreign, write_root
 from physgan.systems.jets.mc import JetsMCConfig as SimulationConfig
+from physgan.systems.jets.mc import data_mismatch
 from physgan.systems.jets.mc import write_file as simulate_to_file
 from physgan.systems.jets.observables import observables_report
 

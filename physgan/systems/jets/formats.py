@@ -342,7 +342,8 @@ class RootWriter:
 
     Per-jet branches as in the sample file (image as a fixed (25, 25) array), the trimmed jet's particles
     as one jagged record `part` (counter npart; part_pt, part_eta, part_phi, part_e), and a string
-    `physgan` holding the system, source and provenance as JSON.
+    `physgan` holding the system, source and provenance as JSON, written when the block completes (so,
+    as with SampleWriter, what is added to the provenance dict inside the block is kept).
     """
 
     def __init__(self, path, *, provenance: dict | None = None, source: str = "mc", force: bool = False):
@@ -358,12 +359,21 @@ class RootWriter:
         from physgan.io import _json_default
 
         self._file = uproot.recreate(self._atomic.__enter__())
-        self._file["physgan"] = json.dumps(self._meta, default=_json_default)
+        json.dumps(self._meta, default=_json_default)  # fails now, not after the jets, if it cannot be stored
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, exc_type, exc, traceback):
+        from physgan.io import _json_default
+
+        if exc_type is None:
+            try:
+                self._file["physgan"] = json.dumps(self._meta, default=_json_default)
+            except BaseException as error:  # the temporary file goes, as for a failure inside the block
+                self._file.close()
+                self._atomic.__exit__(type(error), error, error.__traceback__)
+                raise
         self._file.close()
-        return self._atomic.__exit__(*exc_info)
+        return self._atomic.__exit__(exc_type, exc, traceback)
 
     def extend(self, fields: dict[str, np.ndarray], particles: Particles) -> None:
         import awkward as ak

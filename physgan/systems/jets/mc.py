@@ -293,11 +293,13 @@ def generator_settings(config: JetsMCConfig, shard: tuple[int, int]) -> dict:
 
 def write_file(path, config: JetsMCConfig, shard: tuple[int, int] = (0, 1), *, force=False, quiet=False,
                root=None) -> int:
-    """Run the Monte Carlo into a jets sample file (and a ROOT file with the constituents if `root`)."""
+    """Run the Monte Carlo into a jets sample file (and a ROOT file with the constituents if `root`). The
+    provenance records the call's wall time (wall_s)."""
     from physgan.io import SampleWriter, provenance
     from physgan.progress import progress_bar
     from physgan.systems.jets.formats import FIELD_TYPES, RootWriter
 
+    started = time.perf_counter()
     settings = asdict(config)
     # the jets do not depend on the number of processes: keep it out of `config`, so shards run with
     # different --workers still merge
@@ -317,4 +319,34 @@ def write_file(path, config: JetsMCConfig, shard: tuple[int, int] = (0, 1), *, f
             stats.append(result.stats)
             bar.update(result.stats["jets"])
         writer.add_table("mc", {key: [s[key] for s in stats] for key in stats[0]})
+        prov["wall_s"] = round(time.perf_counter() - started, 3)  # both writers store it when they close
     return sum(s["jets"] for s in stats)
+
+
+def data_mismatch(samples, config: JetsMCConfig, section: str) -> str | None:
+    """interface.System.data_mismatch: a file given to `physgan run` must hold 25 x 25 images, exactly the
+    preset's classes, and only jets that the preset's selection would keep: every stored jet_pt (and, where
+    the preset has a mass window, jet_mass) within its window, ends included (the stored values are float32
+    roundings of a selection made in float64). Jets are not dropped to make a file fit: the file is the
+    user's data, so a window that does not cover it is a mistake to point out, not to repair."""
+    from physgan.systems.jets.images import PIXELS
+
+    shape = tuple(samples.fields["image"][0])
+    if shape != (PIXELS, PIXELS):
+        return f"jet images of {' x '.join(map(str, shape))} pixels, but physgan's jets are {PIXELS} x {PIXELS}"
+    names = {label: name for name, label in CLASSES.items()}
+    found = sorted(names.get(int(label), str(label)) for label in np.unique(samples.read("signal")))
+    if found != sorted(config.classes):
+        return (f"jets of the classes {','.join(found)}, but the preset's {section}.classes are "
+                f"{','.join(config.classes)} (--set {section}.classes={','.join(found)} to use it)")
+    windows = [("jet_pt", "pt", config.pt)] + ([("jet_mass", "mass_window", config.mass_window)]
+                                               if config.mass_window is not None else [])
+    for field_name, key, window in windows:
+        lo, hi = parse_window(window, key)
+        values = samples.read(field_name).astype(np.float64)
+        outside = np.count_nonzero(~((values >= lo) & (values <= hi)))  # NaN counts as outside
+        if outside:
+            span = f"{np.nanmin(values):.1f} to {np.nanmax(values):.1f} GeV" if np.isfinite(values).any() else "NaN"
+            return (f"{outside} of {len(values)} jets have {field_name} outside the preset's {section}.{key} "
+                    f"{window} GeV (the file's range: {span}); give --set {section}.{key}=LO:HI covering it")
+    return None

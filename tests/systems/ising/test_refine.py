@@ -56,6 +56,26 @@ def test_sweeps_repair_the_level_populations_at_low_temperature(defect, sweeps):
         assert abs(measured - expected) < 4 * err
 
 
+def test_the_curve_shows_an_equilibrium_sample_staying_right_and_a_wrong_one_repaired():
+    """The refinement curve of a Monte Carlo sample against another: every series within 4 combined errors
+    at every K (the level populations too). Of a sample whose lone flipped spins were removed: the one-flip
+    fraction at the lowest T far off at K = 0, and every series within 4 errors from K = 2 on."""
+    temps = (1.6, 2.269, 3.0)
+    reference = monte_carlo(temps, 1500, seed=8)
+    for raw, wrong in ((monte_carlo(temps, 1500, seed=9), False),
+                       (remove_lone_flipped_spins(monte_carlo(temps, 1500, seed=9)), True)):
+        curve = refine_lattices.curve(reference, raw, (0, 2), sweeps=(0, 1, 2, 4))
+        assert curve["sweeps"] == [0, 1, 2, 4] and np.allclose(curve["T"], temps)
+        for name, entry in curve["series"].items():
+            pulls = np.abs(np.array(entry["values"]) / np.array(entry["errors"]))
+            if wrong:
+                pulls = pulls[2:]  # the defect is local: two sweeps repair it
+            assert pulls.max() < 4, (name, wrong, pulls)
+        if wrong:
+            flip = curve["series"]["single_flip"]
+            assert abs(flip["values"][0][0]) > 10 * flip["errors"][0][0]
+
+
 def test_no_sweeps_change_nothing_and_the_streams_follow_the_seed():
     sample = monte_carlo([2.0, 2.5], 100, seed=7)
     assert refine_lattices(sample, 0, (0, 1, 0)) is sample
@@ -88,7 +108,8 @@ def test_a_refined_file_records_its_sweeps_and_reproduces_from_its_seed(checkpoi
     np.testing.assert_array_equal(refined.read("spins"), again.read("spins"))
     assert not np.array_equal(refined.read("spins"), raw.read("spins"))
     np.testing.assert_array_equal(refined.read("T"), raw.read("T"))
-    assert refined.provenance["config"]["refine"] == {"sweeps": 3, "algorithm": "checkerboard Metropolis"}
+    assert refined.provenance["config"]["refine"] == {"sweeps": 3, "algorithm": refine_lattices.algorithm}
+    assert "Metropolis" in refine_lattices.algorithm and "Wolff" in refine_lattices.algorithm
 
 
 def test_bad_refinement_requests_are_one_line_errors(checkpoint, tmp_path, capsys):
@@ -109,7 +130,9 @@ def test_a_run_with_refinement_judges_the_raw_generator_beside_the_refined_sampl
     summary = json.loads((run / "timings.json").read_text())
     assert code == (0 if summary["verdict"] == "pass" else 1)
     assert summary["refine_sweeps"] == 2 and summary["raw_generator"]["verdict"] in ("pass", "fail")
-    assert {"sample raw", "validate raw"} <= set(summary["timings_s"])
+    assert {"sample raw", "validate raw", "refinement curve"} <= set(summary["timings_s"])
+    curve = json.loads((run / "refinement/curve.json").read_text())
+    assert curve["sweeps"] == [0, 1, 2, 4, 8, 16, 32] and (run / "refinement/curve.png").is_file()
     assert open_samples(run / "samples/generated.h5").provenance["config"]["refine"]["sweeps"] == 2
     assert open_samples(run / "samples/generated_raw.h5").provenance["config"]["refine"] is None
     assert (run / "report_raw/metrics.json").is_file() and (run / "report/metrics.json").is_file()
