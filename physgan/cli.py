@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 
@@ -303,16 +305,11 @@ def _run(args) -> int:
 
 def _train(args) -> None:
     from physgan import config as cfg
-    from physgan.gan.train import TrainConfig, train
-    from physgan.io import open_samples
-    from physgan.pipeline import preset_path_values
+    from physgan.api import training  # physgan.train's engine: preset, overrides, TrainConfig, training
 
-    values = {}
-    if args.preset:
-        values = preset_path_values(open_samples(args.data).system, args.preset).get("train", {})
     options = {k: v for k, v in (("device", args.device), ("seed", args.seed)) if v is not None}
-    config = cfg.build(TrainConfig, cfg.merge(cfg.merge(values, cfg.parse_overrides(args.set)), options), "train")
-    trainer = train(args.data, args.out, config, resume=args.resume, quiet=args.quiet)
+    trainer = training(args.data, args.out, args.preset, cfg.merge(cfg.parse_overrides(args.set), options),
+                       resume=args.resume, quiet=args.quiet)
     if not args.quiet and trainer.rank == 0:
         print(f"trained {trainer.step} steps; checkpoints in {args.out}/checkpoints (best physics score "
               f"{trainer.best_score:.3g})")
@@ -337,17 +334,17 @@ def _sample(args) -> None:
 
 
 def _validate(args) -> int:
+    from physgan.api import validate
     from physgan.validation import verdict
-    from physgan.validation.validate import validate, verdict_line
 
-    metrics = validate(args.reference, args.generated, args.out, training=args.train, threshold=args.threshold,
-                       level=args.level, pdf=args.pdf, force=args.force, quiet=args.quiet,
-                       allow_pickle=args.allow_pickle, seed=args.seed, classifier=not args.no_classifier,
-                       device=args.device)
+    result = validate(args.reference, args.generated, args.out, training=args.train, threshold=args.threshold,
+                      level=args.level, pdf=args.pdf, force=args.force, quiet=args.quiet,
+                      allow_pickle=args.allow_pickle, seed=args.seed, classifier=not args.no_classifier,
+                      device=args.device)
     if not args.quiet:
-        print(verdict.table(metrics))
-        print(verdict_line(metrics, args.out))
-    return verdict.exit_status(metrics)
+        print(result.table())
+        print(result.line())
+    return verdict.exit_status(result.metrics)
 
 
 def _merge(args) -> None:
@@ -373,11 +370,45 @@ def _observables(args) -> None:
     print(get_system(samples.system).observables_report(samples))
 
 
+class _Stderr(logging.Handler):
+    """physgan's log records as the command's own lines: warnings `physgan: warning: ...` (as they were
+    printed before logging carried them), progress lines as they are. Writes to sys.stderr as it is at
+    each record, so a redirection made after the handler (pytest's capture) is followed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        return text if record.levelno < logging.WARNING else f"physgan: {record.levelname.lower()}: {text}"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr, flush=True)
+        except Exception:  # logging's own contract: a failing handler never stops the program
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def messages_on_stderr(quiet: bool):
+    """For one command: the `physgan` logger's records on stderr, warnings always, progress (INFO) unless
+    --quiet; not passed on to handlers of the root logger (each line once). Restored afterwards."""
+    logger = logging.getLogger("physgan")
+    handler, saved = _Stderr(), (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)
-            status = args.run(args) or 0  # validate and run: 1 when the verdict fails
+            with messages_on_stderr(quiet=getattr(args, "quiet", False)):
+                status = args.run(args) or 0  # validate and run: 1 when the verdict fails
         finally:
             sys.stdout.flush()  # so that a reader gone away (physgan inspect F | head) shows up here
     except BrokenPipeError:

@@ -192,10 +192,14 @@ def detect_format(path: str | os.PathLike) -> str:
     raise UserError(f"{path}: not a recognised sample file (expected HDF5, ROOT, .npz, .npy or an Ising pickle)")
 
 
-def open_samples(path: str | os.PathLike, *, allow_pickle: bool = False) -> Samples:
-    """Open any supported sample file: physgan HDF5, or a foreign layout a system knows how to read."""
+def open_samples(path: str | os.PathLike | Samples, *, allow_pickle: bool = False) -> Samples:
+    """Open any supported sample file: physgan HDF5, or a foreign layout a system knows how to read. Samples
+    already open (samples_in_memory: physgan.api's in-memory samples) are returned as they are, so that every
+    reader of sample files (train, validate) takes them too."""
     from physgan.systems import foreign_readers
 
+    if isinstance(path, Samples):
+        return path
     kind = detect_format(path)
     if kind == "hdf5":
         import h5py
@@ -211,6 +215,27 @@ def open_samples(path: str | os.PathLike, *, allow_pickle: bool = False) -> Samp
         if samples is not None:
             return samples
     raise UserError(f"{path}: a {kind} file, but not in any layout physgan knows (see docs/formats.md)")
+
+
+def samples_in_memory(arrays: dict[str, np.ndarray], *, system: str, source: str, provenance: dict,
+                      tables: dict | None = None, label: str = "<in memory>") -> Samples:
+    """Samples over per-sample arrays held in memory (physgan.api.Sample), format "in-memory": the engine
+    reads them chunk by chunk as it reads a file (each chunk a copy, so that no reader changes the arrays).
+    label stands for the path in messages and in metrics.json."""
+    from physgan.systems import get_system
+
+    lengths = {len(array) for array in arrays.values()}
+    if len(lengths) != 1:
+        raise UserError(f"{label}: per-sample arrays of different lengths "
+                        f"({', '.join(f'{name} {len(array)}' for name, array in arrays.items())})")
+
+    def reader(start, stop, names):
+        return {name: np.array(arrays[name][start:stop]) for name in names}
+
+    return Samples(path=label, system=system, source=source, format="in-memory", n=lengths.pop(),
+                   fields={name: (tuple(array.shape[1:]), array.dtype) for name, array in arrays.items()},
+                   conditions=get_system(system).CONDITIONS, provenance=provenance, tables=dict(tables or {}),
+                   _chunk_reader=reader)
 
 
 def _open_physgan_hdf5(path: str, f) -> Samples:

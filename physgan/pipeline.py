@@ -13,7 +13,8 @@
     RUN_DIR/refinement/          with refinement: curve.json, curve.png, the main observables' error against K
     RUN_DIR/timings.json         wall time of every stage, the speed-up, the verdict and its checks
     RUN_DIR/.stage_times.json    stage times so far (what --resume keeps)
-    RUN_DIR/report/              report.html, metrics.json, plots/ (physgan validate)
+    RUN_DIR/report/              report.html, metrics.json, histograms.h5, plots/ (physgan validate; with
+                                 plots/training.png, the training curves from log.jsonl)
 
 The validation applies the preset's [fidelity] targets (the system's FidelityConfig) as checks of its one
 verdict, beside the statistical and exact checks; `physgan run` exits 1 when that verdict fails.
@@ -125,7 +126,8 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     run_dir = Path(run_dir)
     resolved = cfg.to_toml({"system": system_name, **{name: asdict(value) for name, value in stages.items()}})
     timings = _start_run_directory(run_dir, resolved, sources, force=force, resume=resume)
-    say = (lambda text: None) if quiet else print
+    # flushed: a log file (stdout not a terminal, so block-buffered) sees each stage when it starts
+    say = (lambda text: None) if quiet else (lambda text: print(text, flush=True))
 
     def stage(name, action):
         say(f"[{name}] ...")
@@ -167,7 +169,7 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     def judge(name: str, report: str) -> dict:
         return validate(run_dir / "data/test.h5", run_dir / "samples" / name, run_dir / report,
                         training=run_dir / "data/train.h5", speed=speed, force=resume, quiet=quiet,
-                        fidelity=stages["fidelity"])
+                        fidelity=stages["fidelity"], training_log=run_dir / "log.jsonl")
 
     metrics = stage("validate", lambda: judge("generated.h5", "report"))
     raw = None

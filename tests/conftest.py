@@ -40,3 +40,52 @@ def no_figures(plugin):
         patch.setattr(report, "observable_plots", lambda *args, **kwargs: [])
         patch.setattr(plugin, "plots", lambda *args, **kwargs: [])
         yield
+
+
+@contextlib.contextmanager
+def drawn_histograms():
+    """Every histogram the report's plots draw while the block runs: (values, edges, errors) of each
+    mplhep.histplot call, as drawn."""
+    import mplhep
+
+    calls, draw = [], mplhep.histplot
+
+    def recording(values, bins, *args, yerr=None, **kwargs):
+        calls.append((np.array(values, dtype=np.float64), np.array(bins, dtype=np.float64),
+                      np.array(yerr, dtype=np.float64)))
+        return draw(values, bins, *args, yerr=yerr, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mplhep, "histplot", recording)
+        yield calls
+
+
+def histogram_series(path) -> dict:
+    """report/histograms.h5 as {"plot/panel/series": {"edges", "counts", "density", "error", "attrs"}}."""
+    import h5py
+
+    found = {}
+
+    def visit(name, node):
+        if isinstance(node, h5py.Group) and "edges" in node:
+            found[name] = {**{key: node[key][()] for key in ("edges", "counts", "density", "error")},
+                           "attrs": dict(node.attrs)}
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return found
+
+
+def assert_file_holds_what_was_drawn(path, calls) -> dict:
+    """Every histogram drawn is in histograms.h5 and nothing else is: each series' density and error, rebuilt
+    from its edges and counts by the normalisation the file states, equal those drawn. Returns the series."""
+    series = histogram_series(path)
+    key = lambda values, edges, errors: (edges.tobytes(), values.tobytes(), errors.tobytes())
+    assert sorted(key(s["density"], s["edges"], s["error"]) for s in series.values()) == sorted(
+        key(*call) for call in calls)
+    for s in series.values():
+        scale = s["counts"].sum() * np.diff(s["edges"])
+        np.testing.assert_allclose(s["density"], s["counts"] / scale, rtol=1e-12)
+        np.testing.assert_allclose(s["error"], np.sqrt(s["counts"]) / scale, rtol=1e-12)
+        assert s["attrs"]["entries"] == s["counts"].sum() and "unit area" in s["attrs"]["normalisation"]
+    return series

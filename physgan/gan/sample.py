@@ -1,15 +1,19 @@
 """Generate samples from a checkpoint into the same sample-file format as the Monte Carlo (source = "gan")."""
 from __future__ import annotations
 
-import sys
+import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from physgan.gan import checkpoint as checkpoints
 from physgan.hardware import torch_device
+
+logger = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -25,6 +29,112 @@ def generate(generator, checkpoint: dict, cond: torch.Tensor, *, batch_size: int
         yield generator({**latent, **conditioning.named(summaries)}, conditioning.real(c, summaries)), c
 
 
+@dataclass(frozen=True)
+class Request:
+    """What to generate (Sampler.request checks it): the distinct raw conditions (k, n_cond), each drawn
+    n_per_condition times, in batches of batch_size on device, latents seeded by seed, refine_sweeps sweeps
+    of the system's refinement after generation."""
+
+    conditions: np.ndarray
+    n_per_condition: int
+    batch_size: int
+    device: torch.device
+    seed: int
+    refine_sweeps: int
+
+    @property
+    def n(self) -> int:
+        return len(self.conditions) * self.n_per_condition
+
+
+class Sampler:
+    """A checkpoint loaded for sampling: its system and its (EMA) generator, built per device on first use.
+
+    The one way samples are generated: `physgan sample` and `physgan run` (sample_to_file, which streams the
+    batches into a file) and the Python API (physgan.api.Generator, which collects them in memory) both go
+    through request -> batches, so a file and an in-memory sample of the same request are the same samples.
+    """
+
+    def __init__(self, checkpoint_path):
+        from physgan.systems import get_system
+
+        self.path = str(checkpoint_path)
+        self.checkpoint = checkpoints.load(checkpoint_path)
+        self.system = get_system(self.checkpoint["system"], where="checkpoint")
+        self._generators = {}  # torch.device -> the EMA generator in eval mode there
+
+    def generator(self, device: torch.device):
+        """The checkpoint's (EMA) generator on `device`, built once."""
+        if device not in self._generators:
+            self._generators[device] = checkpoints.generator(self.checkpoint, device)[1]
+        return self._generators[device]
+
+    def request(self, conditions: dict | np.ndarray, n_per_condition: int | None = None, *, batch_size: int = 1024,
+                device: str = "auto", seed: int = 0, refine_sweeps: int = 0) -> Request:
+        """Check a request; conditions as sample_to_file takes them. Warns (stderr) about conditions outside
+        the training range."""
+        from physgan.errors import UserError
+
+        device = torch_device(device)
+        system = self.system
+        if isinstance(conditions, dict):
+            _refuse_other_systems_conditions(system, conditions)
+            conditions, n_per_condition = system.generative.parse_conditions(conditions)
+        if n_per_condition < 1 or batch_size < 1:
+            raise UserError("--n and --batch-size must be at least 1")
+        if refine_sweeps < 0 or (refine_sweeps > 0 and getattr(system, "refine", None) is None):
+            raise UserError(f"--refine-sweeps {refine_sweeps}: " + ("must be >= 0" if refine_sweeps < 0 else
+                            f"the {system.NAME} system has no exact refinement"))
+        conditions = np.asarray(conditions, dtype=np.float32)
+        _warn_outside_training_range(self.checkpoint, conditions)
+        return Request(conditions, int(n_per_condition), int(batch_size), device, int(seed), int(refine_sweeps))
+
+    def provenance(self, request: Request) -> dict:
+        """The provenance of a generated sample (docs/formats.md, "Provenance")."""
+        from physgan.io import provenance
+
+        checkpoint = self.checkpoint
+        return provenance({"checkpoint": self.path, "step": checkpoint["step"],
+                           "n_per_condition": request.n_per_condition, "batch_size": request.batch_size,
+                           "seed": request.seed, "device": str(request.device),
+                           "refine": {"sweeps": request.refine_sweeps, "algorithm": self.system.refine.algorithm}
+                           if request.refine_sweeps else None,
+                           "training": checkpoint["config"], "network": checkpoint["network"]})
+
+    def batches(self, request: Request, timing: dict | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """The request's samples as sample-file arrays (Generative.to_arrays), batch by batch, refined where
+        asked: each batch's random streams named by (seed, 1, batch number), so that samples reproduce from
+        their seed and batch size. timing: a dict whose "refine_seconds" gathers the refinement's time."""
+        system = self.system
+        cond = torch.from_numpy(np.repeat(request.conditions, request.n_per_condition, axis=0)).float()
+        for batch, (x, c) in enumerate(generate(self.generator(request.device), self.checkpoint, cond,
+                                                batch_size=request.batch_size, device=request.device,
+                                                seed=request.seed)):
+            arrays = system.generative.to_arrays(x, c)
+            if request.refine_sweeps:
+                begun = time.perf_counter()
+                arrays = system.refine(arrays, request.refine_sweeps, (request.seed, 1, batch),
+                                       device=str(request.device))
+                if timing is not None:
+                    timing["refine_seconds"] = timing.get("refine_seconds", 0.0) + time.perf_counter() - begun
+            yield arrays
+
+    def arrays(self, request: Request, *, quiet: bool = False) -> dict[str, np.ndarray]:
+        """The request's samples in memory: the batches joined (what sample_to_file writes)."""
+        from physgan.progress import progress_bar
+
+        parts = []
+        with progress_bar(total=request.n, desc="sampling", quiet=quiet) as bar:
+            for arrays in self.batches(request):
+                parts.append(arrays)
+                bar.update(_length(arrays))
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _length(arrays: dict) -> int:
+    return len(next(iter(arrays.values())))
+
+
 def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_condition: int | None = None, *,
                    batch_size: int = 1024, device: str = "auto", seed: int = 0, refine_sweeps: int = 0, root=None,
                    force: bool = False, quiet: bool = False) -> dict:
@@ -34,46 +144,30 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     options (Ising {"T": "2.0,3.0", "n": 1000}; jets {"class": "wprime,qcd", "pt": "250:300", "n": 1000}),
     which say both. refine_sweeps: K sweeps of the system's exact refinement (system.refine) after
     generation, each batch's random streams named by (seed, 1, batch number), so a file reproduces from
-    its seed and batch size. Returns timing numbers (samples per second of the whole write, refinement
-    included, its own seconds, and the device; scripts/bench_sampling.py times the generator alone).
+    its seed and batch size. The samples are Sampler.batches', streamed into the file batch by batch (the
+    Python API collects the same batches in memory). Returns timing numbers (samples per second of the
+    whole write, refinement included, its own seconds, and the device; scripts/bench_sampling.py times the
+    generator alone).
     """
     from physgan.errors import UserError
-    from physgan.io import SampleWriter, open_samples, provenance
+    from physgan.io import SampleWriter, open_samples
     from physgan.progress import progress_bar
 
-    checkpoint = checkpoints.load(checkpoint_path)
-    device = torch_device(device)
-    system, generator = checkpoints.generator(checkpoint, device)
-    if isinstance(conditions, dict):
-        _refuse_other_systems_conditions(system, conditions)
-        conditions, n_per_condition = system.generative.parse_conditions(conditions)
-    if n_per_condition < 1 or batch_size < 1:
-        raise UserError("--n and --batch-size must be at least 1")
-    if refine_sweeps < 0 or (refine_sweeps > 0 and getattr(system, "refine", None) is None):
-        raise UserError(f"--refine-sweeps {refine_sweeps}: " + ("must be >= 0" if refine_sweeps < 0 else
-                        f"the {system.NAME} system has no exact refinement"))
+    sampler = Sampler(checkpoint_path)
+    system = sampler.system
     write_root = getattr(system, "write_root", None) if root else None
     if root and write_root is None:
         raise UserError(f"--root: the {system.NAME} system has no ROOT format")
-    _warn_outside_training_range(checkpoint, conditions)
-    cond = torch.from_numpy(np.repeat(conditions, n_per_condition, axis=0)).float()
-    prov = provenance({"checkpoint": str(checkpoint_path), "step": checkpoint["step"], "n_per_condition": n_per_condition,
-                       "batch_size": batch_size, "seed": seed, "device": str(device),
-                       "refine": {"sweeps": refine_sweeps, "algorithm": system.refine.algorithm} if refine_sweeps
-                       else None,
-                       "training": checkpoint["config"], "network": checkpoint["network"]})
-    started, refining = time.perf_counter(), 0.0
-    with SampleWriter(out, system=system.NAME, source="gan", provenance=prov, force=force) as writer, \
-            progress_bar(total=len(cond), desc="sampling", quiet=quiet) as bar:
-        for batch, (x, c) in enumerate(generate(generator, checkpoint, cond, batch_size=batch_size, device=device,
-                                                seed=seed)):
-            arrays = system.generative.to_arrays(x, c)
-            if refine_sweeps:
-                begun = time.perf_counter()
-                arrays = system.refine(arrays, refine_sweeps, (seed, 1, batch), device=str(device))
-                refining += time.perf_counter() - begun
+    request = sampler.request(conditions, n_per_condition, batch_size=batch_size, device=device, seed=seed,
+                              refine_sweeps=refine_sweeps)
+    timing = {"refine_seconds": 0.0}
+    started = time.perf_counter()
+    with SampleWriter(out, system=system.NAME, source="gan", provenance=sampler.provenance(request),
+                      force=force) as writer, \
+            progress_bar(total=request.n, desc="sampling", quiet=quiet) as bar:
+        for arrays in sampler.batches(request, timing):
             writer.append(**arrays)
-            bar.update(len(c))
+            bar.update(_length(arrays))
     seconds = time.perf_counter() - started
     if write_root is not None:
         try:
@@ -81,16 +175,16 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
         except BaseException:
             Path(out).unlink(missing_ok=True)  # both outputs or neither
             raise
-    return {"n": len(cond), "seconds": seconds, "per_second": len(cond) / seconds, "refine_seconds": refining,
-            "device": str(device)}
+    return {"n": request.n, "seconds": seconds, "per_second": request.n / seconds,
+            "refine_seconds": timing["refine_seconds"], "device": str(request.device)}
 
 
 def _warn_outside_training_range(checkpoint: dict, conditions: np.ndarray) -> None:
     low, high = np.array(checkpoint["condition_low"]), np.array(checkpoint["condition_high"])
     outside = np.any((conditions < low) | (conditions > high), axis=1)
     if outside.any():
-        print(f"physgan: warning: {outside.sum()} requested condition(s) lie outside the training range "
-              f"{low.tolist()} .. {high.tolist()}: the generator extrapolates there", file=sys.stderr)
+        logger.warning(f"{outside.sum()} requested condition(s) lie outside the training range "
+                       f"{low.tolist()} .. {high.tolist()}: the generator extrapolates there")
 
 
 def _refuse_other_systems_conditions(system, options: dict) -> None:

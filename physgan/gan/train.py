@@ -29,6 +29,8 @@ from physgan.gan import checkpoint, losses
 from physgan.gan.conditioning import Conditioning, SummaryAxes
 from physgan.hardware import torch_device
 
+PROGRESS_NUMBERS = ("critic_loss", "generator_loss", "wasserstein")  # shown with the progress (and the score)
+
 
 @dataclass
 class TrainConfig:
@@ -332,17 +334,21 @@ class Trainer:
         log = open(self.run_dir / "log.jsonl", "a") if is_main else None
         try:
             with progress_bar(total=cfg.steps - self.step, desc="training", quiet=self.quiet or not is_main) as bar:
+                score = None  # the latest monitor's, shown beside the progress
                 while self.step < cfg.steps:
                     logs = self.train_step()
-                    bar.update(1)
                     record = {}
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                         record.update(logs)
                     if is_main and (self.step % cfg.monitor_every == 0 or self.step == cfg.steps):
                         record["monitor"] = self.monitor()  # only rank 0 logs and chooses best.pt
-                        if record["monitor"]["score"] < self.best_score:
-                            self.best_score = record["monitor"]["score"]
+                        score = record["monitor"]["score"]
+                        if score < self.best_score:
+                            self.best_score = score
                             self.save("best.pt")
+                    shown = {key: logs[key] for key in PROGRESS_NUMBERS if key in logs}
+                    bar.set_postfix(**shown, **({} if score is None else {"score": score}))
+                    bar.update(1)
                     if is_main and record:
                         log.write(json.dumps({"step": self.step, "time": round(time.time() - self.started, 3),
                                               **record}) + "\n")

@@ -314,9 +314,11 @@ class Validation(Protocol):
         """Plain strings for report.html (which escapes them): {"summary": [(name, text)], "tables":
         [{"title", "headers", "rows", "note"}]}."""
 
-    def plots(self, reference: Measured, generated: Measured, extras: dict, plots_dir, pdf: bool
+    def plots(self, reference: Measured, generated: Measured, extras: dict, plots_dir, pdf: bool, histograms
               ) -> list[tuple[str, str]]:
-        """System-specific figures written into plots_dir (also as PDF with pdf): [(title, file name)]."""
+        """System-specific figures written into plots_dir (also as PDF with pdf): [(title, file name)]. Every
+        histogram drawn goes into `histograms` (validation.histograms.HistogramFile.add, which report/histograms.h5
+        is written from; report.histogram_panel draws a pair of them)."""
 
 
 class ValidationExtras(Protocol):

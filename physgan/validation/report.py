@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from physgan.errors import UserError
-from physgan.validation.histograms import histogram_edges
+from physgan.validation.histograms import Histogram, histogram_edges
 
 PNG_DPI = 100
+EXPERIMENT_LABEL = r"$\bf{physgan}$ $\it{Simulation}$"
 REFERENCE_STYLE = {"fmt": "o", "color": "black", "ms": 4, "label": "reference (MC)"}
 GENERATED_STYLE = {"fmt": "s", "color": "C3", "ms": 4, "mfc": "none", "label": "generated"}
 
@@ -73,13 +74,19 @@ def ratio_grid(n_panels: int, ncols: int = 4, panel_width: float = 4.0, panel_he
 
     Margins are fixed in inches, so the figure can be saved without bbox_inches="tight" (which draws the
     figure twice: 40 % of the plotting time).
+    With more than one panel the "physgan Simulation" label stands once, at the figure's top left, and each
+    panel's own label (finish's rlabel: its condition) above the panel: both above every panel did not fit
+    beside each other in a 4-inch panel.
     """
     ncols = max(1, min(ncols, n_panels))
     nrows = math.ceil(n_panels / ncols)
-    width, height = panel_width * ncols, panel_height * nrows
+    top = 0.35 if n_panels == 1 else 0.6  # inches above the panels: the figure's label needs its own line
+    width, height = panel_width * ncols, panel_height * nrows + top - 0.35
     fig = _figure(width, height)
     outer = fig.add_gridspec(nrows, ncols, left=0.8 / width, right=1 - 0.15 / width, bottom=0.6 / height,
-                             top=1 - 0.35 / height, wspace=0.3, hspace=0.25)
+                             top=1 - top / height, wspace=0.3, hspace=0.3)
+    if n_panels > 1:
+        figure_label(fig, 0.8 / width, 1 - 0.08 / height)
     pairs = []
     for i in range(n_panels):
         inner = outer[divmod(i, ncols)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.06)
@@ -100,20 +107,39 @@ def reference_and_generated(ax, x, ref, ref_err, gen, gen_err) -> None:
     ax.errorbar(x, gen, gen_err, **GENERATED_STYLE)
 
 
-def ratio_panel(rax, x, num, num_err, den, den_err, color: str = "C3", reference_line: bool = True) -> None:
-    """num/den with the errors of both propagated (independent samples); a line at 1."""
-    num, num_err, den, den_err = (np.asarray(a, dtype=np.float64) for a in (num, num_err, den, den_err))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = num / den
-        error = np.abs(ratio) * np.hypot(num_err / num, den_err / den)
-        error = np.where(num == 0, np.abs(num_err / den), error)
-    if reference_line:
-        rax.axhline(1.0, color="grey", lw=1)
-    rax.errorbar(x, ratio, error, fmt="o", ms=3, color=color)
-    finite = np.isfinite(ratio)
-    spread = np.max(np.abs(ratio[finite] - 1) + np.nan_to_num(error[finite])) if finite.any() else 0.5
-    half = min(max(1.2 * spread, 0.05), 1.0)  # zoom on the data, but never hide a factor of two
+def ratio_panel(rax, x, num, num_err, den, den_err, color: str = "C3") -> None:
+    """num/den with the errors of both propagated (independent samples); a line at 1 (ratio_panels)."""
+    ratio_panels(rax, [(x, num, num_err, den, den_err, color)])
+
+
+def ratio_panels(rax, series: list[tuple]) -> None:
+    """Several ratios num/den in one panel, each (x, num, num_err, den, den_err, colour), on one range that zooms
+    on the data but spans at most [0, 2]; a point beyond it is marked by a triangle at the edge, pointing out."""
+    from matplotlib.ticker import MaxNLocator
+
+    rax.axhline(1.0, color="grey", lw=1)
+    drawn, spreads = [], []
+    for x, num, num_err, den, den_err, color in series:
+        num, num_err, den, den_err = (np.asarray(a, dtype=np.float64) for a in (num, num_err, den, den_err))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = num / den
+            error = np.abs(ratio) * np.hypot(num_err / num, den_err / den)
+            error = np.where(num == 0, np.abs(num_err / den), error)
+        rax.errorbar(x, ratio, error, fmt="o", ms=3, color=color)
+        finite = np.isfinite(ratio)
+        if finite.any():
+            spreads.append(np.max(np.abs(ratio[finite] - 1) + np.nan_to_num(error[finite])))
+        drawn.append((np.asarray(x, dtype=np.float64), ratio, color))
+    half = min(max(1.2 * max(spreads, default=0.5), 0.05), 1.0)  # zoom on the data, but never hide a factor of two
     rax.set_ylim(1 - half, 1 + half)
+    inset = 0.12 * half  # the triangles sit just inside the edge, whole
+    for x, ratio, color in drawn:
+        with np.errstate(invalid="ignore"):
+            above, below = ratio > 1 + half, ratio < 1 - half
+        for beyond, y, marker in ((above, 1 + half - inset, "^"), (below, 1 - half + inset, "v")):
+            if beyond.any():
+                rax.plot(x[beyond], np.full(beyond.sum(), y), marker, ms=5, color=color, ls="none")
+    rax.yaxis.set_major_locator(MaxNLocator(nbins=4, prune="upper"))  # its top label met the main panel's 0
     rax.set_ylabel("gen. / ref.")
 
 
@@ -128,13 +154,21 @@ def finish(ax, rax, *, ylabel: str, xlabel: str, rlabel: str = "", legend: bool 
 
 
 def label(ax, rlabel: str = "") -> None:
-    """The experiment-style label "physgan Simulation" above the top left corner, `rlabel` above the top right.
+    """The experiment-style label "physgan Simulation" above the top left corner (unless the figure carries it
+    once for all its panels: ratio_grid), `rlabel` above the top right.
 
     mplhep's layout, drawn directly: mplhep.label.exp_label measures text by rendering the figure (~0.7 s a call).
     """
-    ax.text(0, 1.01, r"$\bf{physgan}$ $\it{Simulation}$", transform=ax.transAxes, ha="left", va="bottom", fontsize=12)
+    if not any(text.get_text() == EXPERIMENT_LABEL for text in ax.figure.texts):
+        ax.text(0, 1.01, EXPERIMENT_LABEL, transform=ax.transAxes, ha="left", va="bottom", fontsize=12)
     if rlabel:
         ax.text(1, 1.01, rlabel, transform=ax.transAxes, ha="right", va="bottom", fontsize=10)
+
+
+def figure_label(fig, x: float, y: float) -> None:
+    """The "physgan Simulation" label once for a figure of several panels, its top left corner at (x, y) in
+    figure coordinates; label() then leaves it off the panels."""
+    fig.text(x, y, EXPERIMENT_LABEL, ha="left", va="top", fontsize=12)
 
 
 def save(fig, plots_dir, name: str, pdf: bool) -> str:
@@ -184,27 +218,28 @@ def refinement_plot(curve: dict, path) -> None:
         fig.savefig(path, dpi=PNG_DPI)
 
 
-def density(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised histogram (unit area) and its Poisson errors, binned by numpy as the metrics are."""
-    counts = np.histogram(np.asarray(values, dtype=np.float64), bins=edges)[0].astype(np.float64)
-    norm = max(counts.sum(), 1.0) * np.diff(edges)
-    return counts / norm, np.sqrt(counts) / norm
-
-
-def histogram_panel(ax, rax, reference: np.ndarray, generated: np.ndarray, edges: np.ndarray) -> None:
-    """Reference (step with errors) and generated (points) densities, and their ratio."""
+def histogram_panel(ax, rax, reference: Histogram, generated: Histogram, log_x: bool = False) -> None:
+    """Reference (step with errors) and generated (points) densities on the same edges, and their ratio (at
+    the bins' geometric centres with log_x, which also sets both axes' scales to log)."""
     mplhep = _mplhep()
-    (ref, ref_err), (gen, gen_err) = density(reference, edges), density(generated, edges)
-    mplhep.histplot(ref, edges, yerr=ref_err, ax=ax, histtype="step", color="black", label="reference (MC)")
-    mplhep.histplot(gen, edges, yerr=gen_err, ax=ax, histtype="errorbar", color="C3", marker="s", markersize=3,
-                    label="generated")
-    filled = ref > 0
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    ratio_panel(rax, centres[filled], gen[filled], gen_err[filled], ref[filled], ref_err[filled])
+    edges = reference.edges
+    mplhep.histplot(reference.density, edges, yerr=reference.error, ax=ax, histtype="step", color="black",
+                    label="reference (MC)")
+    mplhep.histplot(generated.density, edges, yerr=generated.error, ax=ax, histtype="errorbar", color="C3",
+                    marker="s", markersize=3, label="generated")
+    filled = reference.counts > 0
+    centres = np.sqrt(edges[1:] * edges[:-1]) if log_x else 0.5 * (edges[1:] + edges[:-1])
+    ratio_panel(rax, centres[filled], generated.density[filled], generated.error[filled], reference.density[filled],
+                reference.error[filled])
+    if log_x:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
 
 
-def observable_plots(observables: dict, reference, generated, metrics: dict, plots_dir, pdf: bool) -> list:
-    """Per observable: histograms per condition with ratio panels; then W1/floor of every comparison."""
+def observable_plots(observables: dict, reference, generated, metrics: dict, plots_dir, pdf: bool,
+                     histograms) -> list:
+    """Per observable: histograms per condition with ratio panels (each kept in `histograms`, a
+    histograms.HistogramFile); then W1/floor of every comparison."""
     labels = [c["label"] for c in metrics["conditions"]]
     out = []
     with style():
@@ -212,7 +247,11 @@ def observable_plots(observables: dict, reference, generated, metrics: dict, plo
             fig, pairs = ratio_grid(len(labels))
             for c, ((ax, rax), text) in enumerate(zip(pairs, labels)):
                 ref, gen = reference.values(name, c), generated.values(name, c)
-                histogram_panel(ax, rax, ref, gen, histogram_edges(ref, gen))
+                edges = histogram_edges(ref, gen)
+                series = {"reference": Histogram.of(ref, edges), "generated": Histogram.of(gen, edges)}
+                histograms.add(f"hist_{name}", name, observable, series, panel=f"condition_{c}", label=text,
+                               condition=metrics["conditions"][c]["condition"])
+                histogram_panel(ax, rax, series["reference"], series["generated"])
                 finish(ax, rax, ylabel="probability density", xlabel=observable.axis_label, rlabel=text,
                        legend=c == 0)
             out.append((f"{observable.description.capitalize()} ({observable.label}) per condition",
@@ -220,6 +259,71 @@ def observable_plots(observables: dict, reference, generated, metrics: dict, plo
         out.append(("W1 / floor of every comparison (filled: significant)",
                     _ratio_overview(observables, metrics, labels, plots_dir, pdf)))
     return out
+
+
+def training_curves(log_path) -> dict:
+    """A training log (RUN_DIR/log.jsonl, gan/train.py) as series: {"losses": {name: (steps, values)},
+    "score": (steps, values)} (the physics monitor's score, which chooses best.pt). A step logged twice (a
+    run resumed from a checkpoint older than its last log lines) counts once, with its last record."""
+    records = {}
+    for line in Path(log_path).read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            records[record["step"]] = record
+    losses, score = {}, ([], [])
+    for step in sorted(records):
+        for key, value in records[step].items():
+            if key not in ("step", "time") and isinstance(value, (int, float)):
+                losses.setdefault(key, ([], []))
+                losses[key][0].append(step)
+                losses[key][1].append(value)
+        if "monitor" in records[step]:
+            score[0].append(step)
+            score[1].append(records[step]["monitor"]["score"])
+    if not losses and not score[0]:
+        raise UserError(f"{log_path}: no training records")
+    return {"losses": losses, "score": score}
+
+
+def training_plot(log_path, plots_dir, pdf: bool) -> tuple[str, str]:
+    """plots/training.png: each logged loss against the step (a running mean over the noisy values), and the
+    monitor's score at the monitor steps (log scale; about 1 for a perfect generator; the lowest chose best.pt)."""
+    curves = training_curves(log_path)
+    panels = len(curves["losses"]) + 1
+    ncols = min(3, panels)
+    nrows = math.ceil(panels / ncols)
+    width, height = 4.2 * ncols, 3.2 * nrows + 0.3
+    with style():
+        fig = _figure(width, height)
+        fig.subplots_adjust(left=0.8 / width, right=1 - 0.15 / width, bottom=0.55 / height, top=1 - 0.55 / height,
+                            wspace=0.4, hspace=0.45)
+        figure_label(fig, 0.8 / width, 1 - 0.08 / height)
+        for i, (name, (steps, values)) in enumerate(curves["losses"].items()):
+            ax = fig.add_subplot(nrows, ncols, i + 1)
+            ax.plot(steps, values, color="C0", lw=0.6, alpha=0.35)
+            window = max(1, len(values) // 25)
+            ax.plot(steps, _running_mean(np.asarray(values, np.float64), window), color="C0", lw=1.5)
+            ax.set_title(name, fontsize=10)
+        ax = fig.add_subplot(nrows, ncols, panels)
+        steps, values = curves["score"]
+        ax.plot(steps, values, "o-", color="C3", ms=3, lw=1)
+        if values:
+            best = int(np.argmin(values))
+            ax.plot(steps[best], values[best], "*", color="black", ms=10, label=f"best.pt: {values[best]:.3g}")
+            ax.set_yscale("log")
+            ax.legend(loc="best", frameon=False)
+        ax.axhline(1.0, color="grey", lw=1, ls="--")
+        ax.set_title("monitor score (1: perfect)", fontsize=10)
+        for ax in fig.axes:
+            ax.set_xlabel("training step")
+        return ("Training: losses against the step, and the physics monitor's score (best.pt: its lowest)",
+                save(fig, plots_dir, "training", pdf))
+
+
+def _running_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """The mean of each value's window (shorter at the ends, so no point is lost)."""
+    kernel = np.ones(window)
+    return np.convolve(values, kernel, "same") / np.convolve(np.ones_like(values), kernel, "same")
 
 
 def _ratio_overview(observables: dict, metrics: dict, labels: list[str], plots_dir, pdf: bool) -> str:

@@ -3,7 +3,8 @@
     validate(reference, generated, out_dir, training=None) -> metrics
 
 writes out_dir/metrics.json (docs/formats.md, "metrics.json"; the keys are listed in `validate`), out_dir/report.html
-(self-contained) and out_dir/plots/*.png (and .pdf). System-agnostic: everything system-specific comes from
+(self-contained), out_dir/plots/*.png (and .pdf) and out_dir/histograms.h5 (every plotted histogram as numbers,
+docs/formats.md). System-agnostic: everything system-specific comes from
 the plug-in `get_system(name).validation` (interface: physgan.systems.interface.Validation); this module
 never branches on a system's name.
 
@@ -58,7 +59,7 @@ from physgan.stats import mean_and_error
 from physgan.systems import get_system
 from physgan.validation import metrics as m
 from physgan.validation import verdict
-from physgan.validation.histograms import histogram_edges
+from physgan.validation.histograms import Histogram, HistogramFile, histogram_edges
 from physgan.validation.verdict import LEVEL
 
 SCHEMA_VERSION = 2  # of metrics.json: 2 added the verdict's checks, the permutation tests and exact checks
@@ -121,8 +122,10 @@ class Measured:
 def validate(reference, generated, out_dir, *, training=None, threshold: float = 2.0, level: float = LEVEL,
              pdf: bool = False, force: bool = False, quiet: bool = False, allow_pickle: bool = False, seed: int = 0,
              classifier: bool = True, max_classifier_samples: int = 20000, device: str = "cpu",
-             speed: dict | None = None, fidelity=None) -> dict:
-    """Compare `generated` with `reference` (sample files of one system); write the report into `out_dir`.
+             speed: dict | None = None, fidelity=None, training_log=None) -> dict:
+    """Compare `generated` with `reference` (sample files of one system, or io.Samples already open, e.g.
+    io.samples_in_memory); write the report into `out_dir` (None: write nothing, no report, no plots, and
+    matplotlib is not needed; the metrics returned are the same).
 
     Returns the metrics written to out_dir/metrics.json (docs/formats.md, "metrics.json"). The verdict
     ("pass" or "fail") is that of the table "checks" (verdict.py): the distributions of every observable,
@@ -142,7 +145,8 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
     speed: where the caller timed both ways of producing samples (physgan run), {"monte_carlo": {"n",
     "seconds", "time_from"}, "generator": {"n", "seconds", "device"}}: reported with the speed-up (metrics
     "speed"); the Monte Carlo's seconds are None when unknown, time_from says per data file where its time
-    came from ("run", "provenance", None: unknown).
+    came from ("run", "provenance", None: unknown); training_log: the generator's RUN_DIR/log.jsonl (physgan
+    run), drawn as plots/training.png (report.training_plot).
     """
     from physgan.validation import report
 
@@ -150,15 +154,16 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
         raise UserError(f"--threshold must be a positive number, got {threshold}")
     if not 0 < level < 1:
         raise UserError(f"--level must lie between 0 and 1, got {level}")
-    report.require_plotting()  # before the work, not after it
+    if out_dir is not None:
+        report.require_plotting()  # before the work, not after it
     ref_samples, gen_samples = (open_samples(p, allow_pickle=allow_pickle) for p in (reference, generated))
     plugin = _plugin(ref_samples, gen_samples)
     train_samples = None if training is None else _training(plugin, training, ref_samples, allow_pickle)
     ref, gen, not_judged = match_conditions(plugin, ref_samples, gen_samples)
     classifier_rng = np.random.default_rng([seed, 0])
     keep = classifier_selection(ref, gen, max_classifier_samples, classifier_rng) if classifier else (None, None)
-    with output_directory(out_dir, force) as tmp, progress_bar(total=6, desc="validate", quiet=quiet) as bar, \
-            single_threaded_torch():
+    written = output_directory(out_dir, force) if out_dir is not None else contextlib.nullcontext()
+    with written as tmp, progress_bar(total=6, desc="validate", quiet=quiet) as bar, single_threaded_torch():
         inputs = []
         for measured, indices in zip((ref, gen), keep):
             measured.features, kept = plugin.per_sample(measured.samples, indices)
@@ -196,7 +201,8 @@ def validate(reference, generated, out_dir, *, training=None, threshold: float =
             checks += targets["checks"]
         results = to_json({**results, "checks": checks, "verdict": verdict.result(checks)})
         bar.update(1)
-        _write_report(tmp, results, plugin, ref, gen, extras, pdf)
+        if tmp is not None:
+            _write_report(tmp, results, plugin, ref, gen, extras, pdf, training_log)
         bar.update(1)
     return results
 
@@ -511,17 +517,22 @@ def single_threaded_torch():
         torch.set_num_threads(threads)
 
 
-def _write_report(tmp: Path, results: dict, plugin, ref: Measured, gen: Measured, extras: dict, pdf: bool) -> None:
+def _write_report(tmp: Path, results: dict, plugin, ref: Measured, gen: Measured, extras: dict, pdf: bool,
+                  training_log) -> None:
     from physgan.validation import report
 
-    plots = report.observable_plots(plugin.OBSERVABLES, ref, gen, results, tmp / "plots", pdf)
-    plots += plugin.plots(ref, gen, extras, tmp / "plots", pdf)
+    histograms = HistogramFile()  # every histogram the plots draw, for report/histograms.h5
+    plots = report.observable_plots(plugin.OBSERVABLES, ref, gen, results, tmp / "plots", pdf, histograms)
+    plots += plugin.plots(ref, gen, extras, tmp / "plots", pdf, histograms)
     content = plugin.report_content(extras)
     memorisation = memorisation_content(extras["memorisation"])
     speed = speed_content(results["speed"])
     content = {key: list(content.get(key, [])) + memorisation[key] + speed[key] for key in ("summary", "tables")}
     if extras["memorisation"]["checked"]:
-        plots.append(memorisation_plot(extras["memorisation"], tmp / "plots", pdf))
+        plots.append(memorisation_plot(extras["memorisation"], tmp / "plots", pdf, histograms))
+    if training_log is not None:
+        plots.append(report.training_plot(training_log, tmp / "plots", pdf))
+    histograms.write(tmp / "histograms.h5")
     (tmp / "metrics.json").write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
     report.write_html(tmp / "report.html", results, observables=plugin.OBSERVABLES, content=content, plots=plots,
                       plots_dir=tmp / "plots")
@@ -611,14 +622,19 @@ def speed_content(speed: dict | None) -> dict:
                                             "rows": [row("Monte Carlo", mc), row("generator", gen)], "note": note}]}
 
 
-def memorisation_plot(memo: dict, plots_dir, pdf: bool) -> tuple[str, str]:
-    """Histograms of the distance to the nearest training sample, reference and generated."""
+def memorisation_plot(memo: dict, plots_dir, pdf: bool, histograms: HistogramFile) -> tuple[str, str]:
+    """Histograms of the distance to the nearest training sample, reference and generated (kept in
+    `histograms`)."""
     from physgan.validation import report
 
     ref, gen = np.array(memo["reference"]["nearest"]), np.array(memo["generated"]["nearest"])
+    edges = histogram_edges(ref, gen, bins=20)
+    series = {"reference": Histogram.of(ref, edges), "generated": Histogram.of(gen, edges)}
+    distance = Observable("distance to the nearest training sample", "distance", memo["unit"], memo["metric"])
+    histograms.add("memorisation_nearest_neighbour", "nearest_training_distance", distance, series)
     with report.style():
         fig, (ax, rax) = report.ratio_figure()
-        report.histogram_panel(ax, rax, ref, gen, histogram_edges(ref, gen, bins=20))
+        report.histogram_panel(ax, rax, series["reference"], series["generated"])
         unit = f" [{memo['unit']}]" if memo["unit"] else ""
         report.finish(ax, rax, ylabel="probability density", xlabel=f"distance to the nearest training sample{unit}",
                       rlabel="memorisation")
@@ -649,7 +665,7 @@ def to_json(obj):
 
 
 def verdict_line(metrics: dict, out) -> str:
-    """One line for the terminal: verdict, failing checks, where the report is."""
+    """One line for the terminal: verdict, failing checks, where the report is (out None: no report)."""
     failing = [check["check"] for check in metrics["checks"] if not check["pass"]]
     return (f"verdict: {metrics['verdict'].upper()}" + (f" (failing: {'; '.join(failing)})" if failing else "")
-            + f"; report: {out}/report.html")
+            + ("" if out is None else f"; report: {out}/report.html"))

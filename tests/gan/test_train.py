@@ -1,6 +1,7 @@
 """Trainer, checkpoints, exact resume, 2-process data parallelism, sampler, and the run pipeline."""
 import json
 import os
+import re
 import shutil
 import socket
 
@@ -190,7 +191,8 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     code = main(["run", "ising", "--preset", str(preset), "--out", str(tmp_path / "run"), "--quiet"])
     assert code == verdict_status(tmp_path / "run")  # a few steps of training: the verdict may go either way
     for path in ("config.toml", "data/train.h5", "data/test.h5", "checkpoints/last.pt", "checkpoints/best.pt",
-                 "log.jsonl", "samples/generated.h5", "timings.json"):
+                 "log.jsonl", "samples/generated.h5", "timings.json", "report/plots/training.png",
+                 "report/histograms.h5"):
         assert (tmp_path / "run" / path).exists(), path
     generated = open_samples(tmp_path / "run/samples/generated.h5")
     assert sorted(np.unique(generated.read("T")).tolist()) == pytest.approx([1.8, 2.1, 3.0])
@@ -200,6 +202,35 @@ def test_tiny_run_end_to_end(tmp_path, capsys):
     assert "speed-up" in (tmp_path / "run/report/report.html").read_text()
     assert main(["run", "ising", "--preset", str(preset), "--out", str(tmp_path / "run")]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_training_reports_progress_in_a_log_and_sampling_warns_through_logging(small_ising_file, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """Outside a terminal (here stderr is pytest's capture) training prints a line per interval with the
+    latest losses and monitor score; a request outside the training range is a one-line warning, --quiet or not."""
+    from physgan import progress
+
+    monkeypatch.setattr(progress, "INTERVAL_S", 0.0)  # a line every step
+    preset, run = tiny_run_preset(tmp_path), tmp_path / "t"
+    assert main(["train", "--data", str(small_ising_file), "--out", str(run), "--preset", str(preset)]) == 0
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert "trained 2 steps" in out and len(lines) == 3  # steps 1 and 2, then the stage's end
+    assert re.fullmatch(r"training: 1/2 \(50 %\), \d+ s, ETA \d+ s; critic_loss \S+, generator_loss \S+, "
+                        r"wasserstein \S+, score \S+", lines[0]), lines[0]
+    assert lines[2].startswith("training: 2/2 (100 %)") and ", done; " in lines[2]
+    score = json.loads((run / "log.jsonl").read_text().splitlines()[-1])["monitor"]["score"]
+    assert lines[1].endswith(f"score {score:.4g}")  # the latest monitor's
+    sample = ["sample", "--checkpoint", str(run / "checkpoints/best.pt"), "--T", "2.0,4.5", "--n", "4", "--out"]
+    assert main([*sample, str(tmp_path / "g.h5")]) == 0
+    warning, *lines = capsys.readouterr().err.splitlines()
+    assert warning.startswith("physgan: warning: 1 requested condition(s) lie outside the training range ")
+    assert [line.split(",")[0] for line in lines] == ["sampling: 8/8 (100 %)"] * 2
+    assert main([*sample, str(tmp_path / "g_quiet.h5"), "--quiet"]) == 0
+    assert capsys.readouterr().err == warning + "\n"  # the warning still, its line alone
+    assert main(["train", "--data", str(small_ising_file), "--out", str(tmp_path / "q"), "--preset", str(preset),
+                 "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize("args, message", [

@@ -98,5 +98,5 @@ def report_content(extras: dict) -> dict:
                         "note": "pulls in exact standard errors: width² sqrt(2 / 64 / n)"}]}
 
 
-def plots(reference, generated, extras: dict, plots_dir, pdf: bool) -> list[tuple[str, str]]:
+def plots(reference, generated, extras: dict, plots_dir, pdf: bool, histograms) -> list[tuple[str, str]]:
     return []  # the engine's histograms of OBSERVABLES say it all

@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -24,6 +25,7 @@ from physgan.systems.ising.validation import correlation_function_fft, structure
 from physgan.validation.histograms import histogram_edges
 from physgan.validation.metrics import classifier_two_sample_test, roc_auc
 from physgan.validation.validate import validate
+from tests.conftest import assert_file_holds_what_was_drawn, drawn_histograms
 
 TEMPS = np.array([1.8, 2.269, 3.0], dtype=np.float32)
 MALICIOUS = "<script>alert(1)</script>"
@@ -80,9 +82,17 @@ def files(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def independent(files):
+def drawn(files):
+    """The independent sample's report, and every histogram its plots drew."""
     out = files["dir"] / "report_independent"
-    return validate(files["reference"], files["independent"], out, quiet=True), out
+    with drawn_histograms() as calls:
+        metrics = validate(files["reference"], files["independent"], out, quiet=True)
+    return metrics, out, calls
+
+
+@pytest.fixture(scope="module")
+def independent(drawn):
+    return drawn[:2]
 
 
 def failing_observables(metrics):
@@ -218,6 +228,24 @@ def test_plots_are_written(independent):
     expected |= {f"ising_{name}_vs_T.png" for name in ("e", "abs_m", "chi_prime", "C", "U4")}
     assert expected <= names
     assert not any(name.endswith(".pdf") for name in names)  # only with pdf=True
+
+
+def test_every_plotted_histogram_is_in_histograms_h5_and_rebuilds_from_the_data(files, drawn):
+    """The file holds each drawn histogram (edges, density, error equal); one rebuilt from the reference's
+    lattices: the energy per site at T = 1.8 binned on the file's edges gives its counts."""
+    metrics, out, calls = drawn
+    series = assert_file_holds_what_was_drawn(out / "histograms.h5", calls)
+    assert len(series) == 2 * len(OBSERVABLES) * len(TEMPS)  # reference and generated, per observable and T
+    ref_e, gen_e = (energy_per_site(samples.read("spins")[samples.read("T") == TEMPS[0]])
+                    for samples in (open_samples(files["reference"]), open_samples(files["independent"])))
+    first = series["hist_e/condition_0/reference"]
+    np.testing.assert_array_equal(first["edges"], histogram_edges(ref_e, gen_e))
+    np.testing.assert_array_equal(np.histogram(ref_e, bins=first["edges"])[0], first["counts"])
+    with h5py.File(out / "histograms.h5") as f:
+        assert dict(f["hist_e"].attrs) == {"observable": "e", "label": "e", "tex": "$e = E/N$", "unit": "J",
+                                           "description": "energy per site", "file": "hist_e.png"}
+        assert json.loads(f["hist_e/condition_0"].attrs["condition"]) == metrics["conditions"][0]["condition"]
+        assert f["hist_e/condition_0"].attrs["label"] == "T = 1.8" and "unit area" in f.attrs["normalisation"]
 
 
 # ---------------------------------------------------------------------------------------------

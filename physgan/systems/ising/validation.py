@@ -422,8 +422,9 @@ def report_content(extras: dict) -> dict:
     return {"summary": summary, "tables": tables}
 
 
-def plots(reference, generated, extras: dict, plots_dir, pdf: bool) -> list[tuple[str, str]]:
-    """Curves against T (with exact ones), G(r), and the fraction of m > 0."""
+def plots(reference, generated, extras: dict, plots_dir, pdf: bool, histograms) -> list[tuple[str, str]]:
+    """Curves against T (with exact ones), G(r), and the fraction of m > 0 (no histograms to keep: the engine
+    draws those of the observables)."""
     out = [thermodynamic_curve(extras, name, plots_dir, pdf) for name in ("e", "abs_m", "chi_prime", "C", "U4")]
     out.append(correlation_plot(extras, plots_dir, pdf))
     out.append(sign_plot(extras, plots_dir, pdf))
@@ -482,17 +483,24 @@ def thermodynamic_curve(extras: dict, name: str, plots_dir, pdf: bool) -> tuple[
 
 
 def correlation_plot(extras: dict, plots_dir, pdf: bool) -> tuple[str, str]:
+    """G(r) per temperature, coloured in order of temperature by a colormap (the style's colour cycle gave two
+    of the quick preset's seven temperatures one colour); their ratios side by side at each r."""
+    import matplotlib
+
     from physgan.validation import report
 
+    rows = extras["correlation_function"]
+    colours = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(rows)))
     with report.style():
         fig, (ax, rax) = report.ratio_figure()
-        for i, row in enumerate(extras["correlation_function"]):
+        ratios = []
+        for i, (row, color) in enumerate(zip(rows, colours)):
             r = np.array(row["r"])
-            color = f"C{i % 10}"
             ax.errorbar(r, row["ref"], row["ref_err"], fmt="o", ms=3, color=color, label=f"$T = {row['T']:.4g}$")
             ax.plot(r, row["gen"], "-", color=color, lw=1)
-            report.ratio_panel(rax, r, np.array(row["gen"]), np.array(row["gen_err"]), np.array(row["ref"]),
-                               np.array(row["ref_err"]), color=color, reference_line=i == 0)
+            ratios.append((r + 0.06 * (i - (len(rows) - 1) / 2), row["gen"], row["gen_err"], row["ref"],
+                           row["ref_err"], color))
+        report.ratio_panels(rax, ratios)
         ax.plot([], [], "ko", ms=3, label="reference (points)")
         ax.plot([], [], "k-", lw=1, label="generated (lines)")
         report.finish(ax, rax, ylabel=r"$G(r) = \langle s_i s_{i+r} \rangle$", xlabel="$r$ [lattice spacings]",

@@ -480,9 +480,10 @@ def report_content(extras: dict) -> dict:
     return {"summary": summary, "tables": tables}
 
 
-def plots(reference, generated, extras: dict, plots_dir, pdf: bool) -> list[tuple[str, str]]:
-    """Mean images with difference and pull maps, pixel spectra, image pT against the requested pT."""
-    return [mean_image_plot(extras, plots_dir, pdf), spectrum_plot(extras, plots_dir, pdf),
+def plots(reference, generated, extras: dict, plots_dir, pdf: bool, histograms) -> list[tuple[str, str]]:
+    """Mean images with difference and pull maps, pixel spectra (kept in `histograms`), image pT against the
+    requested pT."""
+    return [mean_image_plot(extras, plots_dir, pdf), spectrum_plot(extras, plots_dir, pdf, histograms),
             response_plot(reference, generated, extras, plots_dir, pdf)]
 
 
@@ -524,31 +525,24 @@ def mean_image_plot(extras: dict, plots_dir, pdf: bool) -> tuple[str, str]:
                                                                                         "jets_mean_images", pdf)
 
 
-def spectrum_plot(extras: dict, plots_dir, pdf: bool) -> tuple[str, str]:
-    import mplhep
+PIXEL_PT = Observable("pixel pT", "pixel $p_T$", "GeV", "intensity of the non-empty pixels")
 
+
+def spectrum_plot(extras: dict, plots_dir, pdf: bool, histograms) -> tuple[str, str]:
     from physgan.validation import report
+    from physgan.validation.histograms import Histogram
 
     classes = extras["classes"]
     with report.style():
         fig, pairs = report.ratio_grid(len(classes), ncols=2, panel_width=5.5)
-        for (ax, rax), entry in zip(pairs, classes):
+        for i, ((ax, rax), entry) in enumerate(zip(pairs, classes)):
             spectrum = entry["pixel_spectrum"]
-            edges = np.asarray(spectrum["edges"])
-            densities = []
-            for who in ("ref", "gen"):
-                counts = np.asarray(spectrum[who], np.float64)
-                norm = max(counts.sum(), 1.0) * np.diff(edges)
-                densities.append((counts / norm, np.sqrt(counts) / norm))
-            (ref, ref_err), (gen, gen_err) = densities
-            mplhep.histplot(ref, edges, yerr=ref_err, ax=ax, histtype="step", color="black", label="reference (MC)")
-            mplhep.histplot(gen, edges, yerr=gen_err, ax=ax, histtype="errorbar", color="C3", marker="s",
-                            markersize=3, label="generated")
-            filled = ref > 0
-            centres = np.sqrt(edges[1:] * edges[:-1])
-            report.ratio_panel(rax, centres[filled], gen[filled], gen_err[filled], ref[filled], ref_err[filled])
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            series = {name: Histogram(np.asarray(spectrum["edges"], np.float64),
+                                      np.asarray(spectrum[who]).astype(np.int64))  # summed as floats: whole counts
+                      for name, who in (("reference", "ref"), ("generated", "gen"))}
+            histograms.add("jets_pixel_spectrum", "pixel_pt", PIXEL_PT, series, panel=f"condition_{i}",
+                           label=entry["label"], condition={"signal": entry["signal"]})
+            report.histogram_panel(ax, rax, series["reference"], series["generated"], log_x=True)
             report.finish(ax, rax, ylabel="pixels per GeV (normalised)", xlabel="pixel $p_T$ [GeV]",
                           rlabel=f"{entry['label']}, S = {spectrum['separation_power']:.3g}")
         return "Pixel-intensity spectra per class", report.save(fig, plots_dir, "jets_pixel_spectrum", pdf)

@@ -8,6 +8,7 @@ training images. Plots cost more than everything else, so only the first compari
 """
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,7 @@ from physgan.io import SampleWriter, open_samples
 from physgan.validation import report
 from physgan.validation import validate as engine
 from physgan.validation.validate import validate
+from tests.conftest import assert_file_holds_what_was_drawn, drawn_histograms
 
 OBSERVABLES = ("mass", "pt", "tau_21", "tau_32", "delta_R", "n_pixels")
 
@@ -60,9 +62,17 @@ def files(jets_mc_validation, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def independent(files):
+def drawn(files):
+    """The independent sample's report, and every histogram its plots drew."""
     out = files["dir"] / "report_independent"
-    return validate(files["A"], files["B"], out, quiet=True), out
+    with drawn_histograms() as calls:
+        metrics = validate(files["A"], files["B"], out, quiet=True)
+    return metrics, out, calls
+
+
+@pytest.fixture(scope="module")
+def independent(drawn):
+    return drawn[:2]
 
 
 @pytest.fixture
@@ -205,6 +215,31 @@ def test_report_and_plots(independent):
     html = (out / "report.html").read_text()
     for text in ("FPD", "KPD", "requested pT", "Memorisation", "not checked", "PASS"):
         assert text in html
+
+
+def test_every_plotted_histogram_is_in_histograms_h5_and_rebuilds_from_the_images(files, drawn):
+    """The file holds each drawn histogram (edges, density, error equal): the observables per class and pT bin,
+    the pixel spectra per class; one rebuilt from the reference's images: the W' jet mass at 250-275 GeV."""
+    from physgan.systems.jets.observables import image_observables
+
+    metrics, out, calls = drawn
+    series = assert_file_holds_what_was_drawn(out / "histograms.h5", calls)
+    conditions = [c["condition"] for c in metrics["conditions"]]
+    assert len(series) == 2 * (len(OBSERVABLES) * len(conditions) + 2)  # reference and generated
+    c = conditions.index({"signal": 1, "pt_bin": 262.5})
+    reference = open_samples(files["A"])
+    chosen = (reference.read("signal") == 1) & (reference.read("jet_pt") < 275)
+    mass = image_observables(reference.read("image")[chosen].astype(np.float32))["mass"]
+    entry = series[f"hist_mass/condition_{c}/reference"]
+    np.testing.assert_array_equal(np.histogram(mass.astype(np.float64), bins=entry["edges"])[0], entry["counts"])
+    spectrum = {s["signal"]: s["pixel_spectrum"] for s in metrics["jets"]["classes"]}
+    for key, s in series.items():
+        if key.startswith("jets_pixel_spectrum/") and key.endswith("/generated"):
+            assert s["counts"].tolist() in (spectrum[0]["gen"], spectrum[1]["gen"])
+    with h5py.File(out / "histograms.h5") as f:
+        assert (f["hist_mass"].attrs["unit"], f["hist_mass"].attrs["label"]) == ("GeV", "mass")
+        assert json.loads(f[f"hist_mass/condition_{c}"].attrs["condition"]) == {"signal": 1, "pt_bin": 262.5}
+        assert f["jets_pixel_spectrum"].attrs["unit"] == "GeV"
 
 
 # ---------------------------------------------------------------------------------------------
