@@ -23,20 +23,23 @@ The choices, and why (the runs behind them: docs/results/jets.md):
   centre), and per-pixel biases depend on the condition, so each class's typical occupancy (the W's
   second prong below the centre) is learnt directly.
 - Critic: an MLP on the 625 values of t (and, with critic_occupancy, each pixel's soft occupancy) plus
-  the jet mass, pT, girth, soft pixel count and pT_D of the image, and the condition embedding: it can
+  the first eight physics features of the image (mass, pT, girth, soft pixel count, pT_D and the second
+  prong's share, distance and tau_21 on the two axes) and the condition embedding: it can
   compare a jet's kinematics with the requested class and pT directly. No normalisation layers (they
   would couple samples and spoil the gradient penalty).
 - Feature matching (the trainer's, per class and 10 GeV of pT) of the means and spreads of the physics
   features (physics_features).
 - Optionally (occupancy_smoothness) a prior on the generator: each condition group's map of how often
   each pixel is lit should be smooth, as the Monte Carlo's is (see occupancy_curvature).
-- Optionally (train.hierarchical = ["mass"] or ["mass", "girth"]) hierarchical generation, as for Ising:
+- Optionally (train.hierarchical, e.g. ["mass", "girth", "prong_distance"]) hierarchical generation, as for Ising:
   each jet's mass is drawn first from the training jets' mass quantiles of its class, interpolated along
-  the pT between the condition groups, and its girth from the girth quantiles within the mass's rank bin;
+  the pT between the condition groups, and its girth and second-prong distance from their quantiles within
+  the mass's rank bin;
   the networks see them as extra conditions, and the trainer's summary matching holds each generated jet
   to what it was asked for. Drawn from the Monte Carlo's own quantiles, the mass distribution is right by
   construction, and what the generator must learn, the image given class, pT and mass, is narrower;
-  girth, the pT-weighted distance from the leading subjet, pins how far out the pT sits.
+  girth, the pT-weighted distance from the leading subjet, pins how far out the pT sits, and the prong
+  distance where the subleading subjet sits (without it the generated subjets sat too close together).
 - No symmetry augmentation: the preprocessing has already fixed translation, rotation and reflection,
   so no exact symmetry of the images is left to use.
 """
@@ -54,12 +57,12 @@ from physgan.systems.jets.images import PIXELS, pixel_centres
 
 # matched per condition group and monitored during training
 SPECTRUM_GEV = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # points of the pixel-intensity spectrum that are matched
-FEATURE_NAMES = ("mass", "pt", "girth", "pixels", "pt_d", "mass_above_60", "mass_above_90",
-                 *(f"pixels_above_{c:g}" for c in SPECTRUM_GEV))
+FEATURE_NAMES = ("mass", "pt", "girth", "pixels", "pt_d", "prong_share", "prong_distance", "tau_21_axes",
+                 "mass_above_60", "mass_above_90", *(f"pixels_above_{c:g}" for c in SPECTRUM_GEV))
 # the spectrum's points count as one feature together in the matching: with equal weights they halved the
 # weight of the mass, and a tiny model's class no longer moved its mass enough
 FEATURE_WEIGHTS = (1.0,) * (len(FEATURE_NAMES) - len(SPECTRUM_GEV)) + (1.0 / len(SPECTRUM_GEV),) * len(SPECTRUM_GEV)
-CRITIC_FEATURES = 5  # the critic's head sees the first five (the mass steps only shape the matching)
+CRITIC_FEATURES = 8  # the critic's head sees the first eight (the mass steps only shape the matching)
 INTENSITY_SCALE = 0.1  # GeV
 T_SCALE = 8.0  # t = log1p(I / INTENSITY_SCALE) / T_SCALE: a 150 GeV core is t = 0.91, a 0.05 GeV pixel 0.05
 MAX_T = float(np.log1p(5000.0 / INTENSITY_SCALE)) / T_SCALE  # clamp before expm1: no pixel carries 5 TeV
@@ -115,9 +118,13 @@ def to_intensity(t: torch.Tensor) -> torch.Tensor:
 
 
 def physics_features(t: torch.Tensor) -> torch.Tensor:
-    """(B, 14) of images t (B, 1, 25, 25), differentiable, in the order of FEATURE_NAMES: jet mass and pT
+    """(B, 17) of images t (B, 1, 25, 25), differentiable, in the order of FEATURE_NAMES: jet mass and pT
     in GeV; girth sum(I r)/sum(I); a soft count of the lit pixels, sum(o) with o = 1 - exp(-I / 0.1 GeV);
-    pT_D = sqrt(sum I^2)/sum(I); smooth steps sigmoid((m - 60 GeV) / 3 GeV) and sigmoid((m - 90 GeV) / 3 GeV);
+    pT_D = sqrt(sum I^2)/sum(I); the second prong, in the band B below the core (y < -0.15, |x| < 0.35) where
+    the preprocessing puts the subleading subjet: its share sum_B(I)/sum(I) and its distance
+    sum_B(I^2 (-y))/sum_B(I^2) (the hardest pixels: correlation 0.92 with the clustered delta R), and
+    tau_21_axes = sum(I min(r, r_2))/sum(I r), the N-subjettiness ratio with the axes fixed at the centre and
+    at (0, -distance); smooth steps sigmoid((m - 60 GeV) / 3 GeV) and sigmoid((m - 90 GeV) / 3 GeV);
     and for each c of SPECTRUM_GEV the number of pixels brighter than c, sum sigmoid(log(I / c) / 0.3).
 
     Each pixel is a massless particle at its centre, as in observables.image_mass. Why these:
@@ -143,7 +150,16 @@ def physics_features(t: torch.Tensor) -> torch.Tensor:
     above = lambda cut: torch.sigmoid((mass - cut) / 3.0)  # smooth steps: points of the mass CDF
     log_i = torch.log(intensity + 1e-6)
     brighter = [torch.sigmoid((log_i - np.log(c)) / 0.3).sum(dim=(1, 2)) for c in SPECTRUM_GEV]
-    return torch.stack([mass, pt, girth, pixels, pt_d, above(60.0), above(90.0), *brighter], dim=1)
+    # the second prong: the preprocessing puts the subleading subjet straight below the leading one
+    below = ((y < -0.15) & (x.abs() < 0.35)).float()
+    prong_share = total(below) / scalar_sum
+    hard = intensity**2 * below
+    prong_distance = (hard * -y).sum(dim=(1, 2)) / (hard.sum(dim=(1, 2)) + 1e-6)
+    # N-subjettiness ratio with the two axes the preprocessing fixed: the centre and (0, -prong_distance)
+    to_second = torch.sqrt(x**2 + (y + prong_distance[:, None, None]) ** 2 + 1e-6)  # hypot: NaN gradient at 0
+    tau_21_axes = total(torch.minimum(r, to_second)) / (total(r) + 1e-3)
+    return torch.stack([mass, pt, girth, pixels, pt_d, prong_share, prong_distance, tau_21_axes,
+                        above(60.0), above(90.0), *brighter], dim=1)
 
 
 def symmetry_codes(batch: int, generator: torch.Generator) -> torch.Tensor:
@@ -273,8 +289,9 @@ class Critic(nn.Module):
         if self.occupancy:
             seen = torch.cat([seen, 1 - torch.exp(-to_intensity(seen) / OCCUPANCY_GEV)], 1)
         h = nn.functional.leaky_relu(self.body(seen), 0.2)
-        mass, pt, girth, pixels, pt_d, *_ = physics_features(t).unbind(1)
-        physics = torch.stack([mass / 100, pt / 300, 5 * girth, pixels / 20, pt_d], 1)  # O(1) inputs
+        mass, pt, girth, pixels, pt_d, share, distance, tau_21, *_ = physics_features(t).unbind(1)
+        physics = torch.stack([mass / 100, pt / 300, 5 * girth, pixels / 20, pt_d, 2 * share, 2 * distance, tau_21],
+                              1)  # O(1) inputs
         return self.head(torch.cat([h, physics, self.embed(cond)], 1)).squeeze(1)
 
 

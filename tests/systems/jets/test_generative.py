@@ -244,3 +244,31 @@ w1_ratio = {{mass = 3.0, tau_21 = 3.0}}
     capsys.readouterr()
     assert main(["run", "jets", "--preset", str(preset), "--out", str(run)]) == 2
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_the_second_prong_features_on_a_two_prong_jet():
+    """A 200 GeV core at the centre and a 100 GeV prong 0.5 straight below it (where the preprocessing puts
+    the subleading subjet): prong_share 1/3, prong_distance 0.5, and tau_21 on the two axes 0 (all pT on
+    an axis, up to a softening); a 1 GeV pixel 0.3 to the right of the prong then adds 0.3 GeV to tau_2 and to tau_1 its
+    distance from the centre. The gradients are finite where a pixel sits on the second axis."""
+    x, y = pixel_centres()
+    image = np.zeros((1, 25, 25), np.float32)
+    core, prong = (12, 12), (17, 12)  # rows run from y = +1.2 down to -1.2 in steps of 0.1
+    image[0][core], image[0][prong] = 200.0, 100.0
+    assert abs(y[prong] + 0.5) < 1e-6 and x[prong] == 0 == y[core]
+    t = generative.to_float(torch.from_numpy(image)[:, None]).requires_grad_(True)
+    features = generative.physics_features(t)
+    value = {name: features[0, generative.FEATURE_NAMES.index(name)].item()
+             for name in ("prong_share", "prong_distance", "tau_21_axes")}
+    assert value["prong_share"] == pytest.approx(1 / 3, rel=1e-4)
+    assert value["prong_distance"] == pytest.approx(0.5, rel=1e-4)
+    # 0 but for the softening of the distance to the second axis (1e-3): 100 GeV x 1e-3 over tau_1 = 100 x 0.5
+    assert value["tau_21_axes"] == pytest.approx(0.1 / (50 + 1e-3), rel=1e-2)
+    features.sum().backward()
+    assert torch.isfinite(t.grad).all()
+
+    image[0, 17, 15] = 1.0  # x = 0.3, y = -0.5
+    features = generative.physics_features(generative.to_float(torch.from_numpy(image)[:, None]))
+    tau_1 = 100 * 0.5 + 1.0 * np.hypot(0.3, 0.5)
+    expected = (0.1 + 1.0 * 0.3) / (tau_1 + 1e-3)
+    assert features[0, generative.FEATURE_NAMES.index("tau_21_axes")].item() == pytest.approx(expected, rel=2e-2)
