@@ -136,7 +136,7 @@ def _fields(system) -> tuple[str, ...]:
 
 
 def load_sample(path, *, allow_pickle: bool = False) -> Sample:
-    """Read any sample file physgan reads (physgan HDF5, and the foreign layouts of README and docs/jets.md:
+    """Read any sample file physgan reads (physgan HDF5, and the foreign layouts of docs/ising.md and docs/jets.md:
     Ising .npz/.npy/Mehta pickles, LAGAN, JetNet, EnergyFlow, ROOT) into a Sample, all of it in memory.
     Pickles can run code: read only with allow_pickle (trusted files)."""
     from physgan.io import open_samples
