@@ -89,3 +89,22 @@ def assert_file_holds_what_was_drawn(path, calls) -> dict:
         np.testing.assert_allclose(s["error"], np.sqrt(s["counts"]) / scale, rtol=1e-12)
         assert s["attrs"]["entries"] == s["counts"].sum() and "unit area" in s["attrs"]["normalisation"]
     return series
+
+
+TOY = "tests.toy_system"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """The toy system (tests/toy_system), registered by its own import; forgotten afterwards, so other tests
+    never see it."""
+    import importlib
+    import sys
+
+    from physgan.systems import unregister
+
+    module = importlib.import_module(TOY)
+    yield module
+    unregister(module.NAME)
+    for name in [name for name in sys.modules if name == TOY or name.startswith(f"{TOY}.")]:
+        del sys.modules[name]

@@ -3,43 +3,24 @@ against the preset before anything is written, recorded in the run directory (da
 --resume, and the speed line states a Monte Carlo time only where one is known."""
 import filecmp
 import hashlib
-import importlib
 import json
 import shutil
-import sys
 
 import h5py
 import numpy as np
 import pytest
 
-from physgan.cli import main
 from physgan.errors import UserError
 from physgan.io import SampleWriter, monte_carlo_seconds, open_samples, save_as_physgan
 from physgan.pipeline import given_data, preset_path_values, resolve
-from physgan.systems import get_system, unregister
+from physgan.systems import get_system
 from physgan.validation.validate import speed_content, speed_line, speed_summary, to_json
+from tests.test_third_system import run_cli
 
-TOY = "tests.toy_system"
 TOY_PRESET = ('system = "toy"\n[simulate_train]\nwidths = [0.5, 2.0]\nn_per_width = 100\nseed = 1\n'
               '[simulate_test]\nwidths = [0.5, 2.0]\nn_per_width = 100\nseed = 2\n'
               '[train]\nsteps = 10\nn_critic = 1\nmonitor_every = 5\ndevice = "cpu"\n'
               '[sample]\nn_per_condition = 100\n')
-
-
-@pytest.fixture(scope="module")
-def toy():
-    """The toy system (tests/toy_system), registered by its import and forgotten afterwards."""
-    module = importlib.import_module(TOY)
-    yield module
-    unregister(module.NAME)
-    for name in [name for name in sys.modules if name == TOY or name.startswith(f"{TOY}.")]:
-        del sys.modules[name]
-
-
-def run_cli(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(code, err, *messages):

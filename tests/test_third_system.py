@@ -2,10 +2,8 @@
 touching physgan/, registers itself on import, and goes through simulate -> train -> sample -> validate by
 the real command line and engine."""
 import argparse
-import importlib
 import json
 import math
-import sys
 import types
 
 import numpy as np
@@ -13,21 +11,8 @@ import pytest
 
 from physgan.cli import _add_system_options, main
 from physgan.io import open_samples
-from physgan.systems import foreign_readers, get_system, register, system_names, unregister
+from physgan.systems import foreign_readers, get_system, register, system_names
 from physgan.systems.interface import Generative, Option, System, Validation, missing_members
-
-TOY = "tests.toy_system"
-
-
-@pytest.fixture(scope="module")
-def toy():
-    """The toy system, registered by its own import; forgotten afterwards, so other tests never see it."""
-    module = importlib.import_module(TOY)
-    yield module
-    unregister(module.NAME)
-    for name in [name for name in sys.modules if name == TOY or name.startswith(f"{TOY}.")]:
-        del sys.modules[name]
-
 
 def run_cli(capsys, *args):
     code = main([str(a) for a in args])
