@@ -71,7 +71,7 @@ class Sampler:
 
     def request(self, conditions: dict | np.ndarray, n_per_condition: int | None = None, *, batch_size: int = 1024,
                 device: str = "auto", seed: int = 0, refine_sweeps: int = 0) -> Request:
-        """Check a request; conditions as sample_to_file takes them. Warns (stderr) about conditions outside
+        """Check a request; conditions as sample_to_file takes them. Logs a warning about conditions outside
         the training range."""
         from physgan.errors import UserError
 
