@@ -272,3 +272,21 @@ def test_the_second_prong_features_on_a_two_prong_jet():
     tau_1 = 100 * 0.5 + 1.0 * np.hypot(0.3, 0.5)
     expected = (0.1 + 1.0 * 0.3) / (tau_1 + 1e-3)
     assert features[0, generative.FEATURE_NAMES.index("tau_21_axes")].item() == pytest.approx(expected, rel=2e-2)
+
+
+def test_tau_32_on_fixed_axes_puts_the_third_axis_on_the_best_pixel():
+    """The two-prong jet of the test above plus a 10 GeV pixel at (0.6, 0) and a 1 GeV one at (0.6, 0.3):
+    the third axis on the 10 GeV pixel leaves tau_3 = 1 GeV x 0.3 (the axis on the 1 GeV pixel would leave
+    10 x 0.3), and tau_2 = 10 x 0.6 + 1 x |(0.6, 0.3)|, each up to the softening of the second axis's
+    distance (1e-3 x 100 GeV). The gradients are finite."""
+    image = np.zeros((1, 25, 25), np.float32)
+    x, y = pixel_centres()
+    image[0, 12, 12], image[0, 17, 12], image[0, 12, 18], image[0, 9, 18] = 200.0, 100.0, 10.0, 1.0
+    assert (x[12, 18], y[12, 18]) == pytest.approx((0.6, 0.0)) and (x[9, 18], y[9, 18]) == pytest.approx((0.6, 0.3))
+    t = generative.to_float(torch.from_numpy(image)[:, None]).requires_grad_(True)
+    features = generative.physics_features(t)
+    tau_2 = 0.1 + 10 * 0.6 + 1 * np.hypot(0.6, 0.3)
+    expected = (0.1 + 0.3) / (tau_2 + 1e-3)
+    assert features[0, generative.FEATURE_NAMES.index("tau_32_axes")].item() == pytest.approx(expected, rel=2e-2)
+    features.sum().backward()
+    assert torch.isfinite(t.grad).all()
