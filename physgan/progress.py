@@ -1,7 +1,8 @@
 """Progress of the long stages (Monte Carlo, training, sampling, validation), wherever physgan runs.
 
 - stderr is a terminal: tqdm bars on stderr;
-- a Jupyter kernel (stderr is no terminal there): tqdm.auto's notebook bar;
+- a Jupyter kernel (stderr is no terminal there) with ipywidgets: tqdm.auto's notebook bar (without
+  ipywidgets, the lines below);
 - anywhere else (a batch job's log, nohup, tee, a pipe): one plain line about every INTERVAL_S seconds
   through the logger `physgan.progress` (INFO): the stage, step/total, time so far, an ETA and the latest
   numbers, and a last line when a stage that printed any ends. A stage shorter than INTERVAL_S prints
@@ -15,6 +16,7 @@ training losses and the monitor's score), so the code that reports progress does
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import sys
 import time
@@ -105,7 +107,7 @@ def progress_bar(total: int, desc: str, quiet: bool = False):
     """Progress of `total` steps of the stage `desc`, in the form the place physgan runs in can show."""
     if quiet:
         yield _Silent()
-    elif in_notebook():
+    elif in_notebook() and importlib.util.find_spec("ipywidgets") is not None:  # else tqdm.auto warns
         from tqdm.auto import tqdm
 
         with tqdm(total=total, desc=desc, leave=False) as bar:

@@ -179,9 +179,16 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
             "refine_seconds": timing["refine_seconds"], "device": str(request.device)}
 
 
+EDGE_TOLERANCE = 0.01  # of each condition's training range: how far past its edges a request is not extrapolation
+
+
 def _warn_outside_training_range(checkpoint: dict, conditions: np.ndarray) -> None:
+    """The training range is the training sample's smallest and largest condition: jets made in 250-300 GeV
+    span 250.02-299.98 GeV, so a request for 250 GeV is not extrapolation. Only requests more than
+    EDGE_TOLERANCE of the range past an edge are warned about."""
     low, high = np.array(checkpoint["condition_low"]), np.array(checkpoint["condition_high"])
-    outside = np.any((conditions < low) | (conditions > high), axis=1)
+    margin = EDGE_TOLERANCE * (high - low)
+    outside = np.any((conditions < low - margin) | (conditions > high + margin), axis=1)
     if outside.any():
         logger.warning(f"{outside.sum()} requested condition(s) lie outside the training range "
                        f"{low.tolist()} .. {high.tolist()}: the generator extrapolates there")

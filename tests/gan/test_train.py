@@ -378,3 +378,16 @@ def test_monitor_pulls_use_the_training_spread_even_for_a_collapsed_generator(sm
     n, picks = trainer.config.monitor_samples, [0, 2]  # the two monitored conditions, lowest and highest T
     expected = torch.stack([(features - data.target_mean[g]) ** 2 / (data.target_std[g] ** 2 / n) for g in picks])
     assert report["score"] == pytest.approx(float(expected.mean()), rel=1e-5)
+
+
+def test_a_request_at_the_edge_of_the_training_window_is_not_extrapolation(caplog):
+    """Jets made in 250-300 GeV span 250.02-299.98 GeV: 250 and 300 GeV lie within 1 % of the range of its
+    edges and are not warned about; 245 GeV (10 % out) is."""
+    from physgan.gan.sample import _warn_outside_training_range
+
+    checkpoint = {"condition_low": [0.0, 250.02], "condition_high": [1.0, 299.98]}
+    with caplog.at_level("WARNING", logger="physgan"):
+        _warn_outside_training_range(checkpoint, np.array([[0.0, 250.0], [1.0, 300.0]]))
+        assert not caplog.records
+        _warn_outside_training_range(checkpoint, np.array([[0.0, 245.0], [1.0, 300.0]]))
+    assert [r.getMessage().split(" lie")[0] for r in caplog.records] == ["1 requested condition(s)"]

@@ -164,8 +164,10 @@ class Chains:
         Runs in the C kernel on the host (torch chains are copied there and back)."""
         beta, n_clusters = _check_run(beta, n_clusters, "n_clusters")
         lib = _library()
-        if lib is None:
-            raise RuntimeError(f"Wolff updates need the compiled Ising kernel: {_REINSTALL}")
+        if lib is None:  # an installation the user can repair: one line from the command line, no traceback
+            from physgan.errors import UserError
+
+            raise UserError(f"Wolff updates need the compiled Ising kernel: {_REINSTALL}")
         host = self._spins if self.backend == "c" else self.spins
         flipped = np.zeros(self.n_chains, np.int64)
         _check_status(lib.ising_wolff(host, self.n_chains, self.L, self._rng, beta, n_clusters, flipped))

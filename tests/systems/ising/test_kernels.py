@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from physgan.errors import UserError
 from physgan.systems.ising import kernels
 from physgan.systems.ising.kernels import Chains, compiled_kernels_available
 
@@ -105,7 +106,7 @@ def test_without_the_compiled_kernel_cpu_falls_back_to_torch_and_wolff_says_why(
     monkeypatch.setattr(kernels, "_library", lambda: None)
     chains = Chains.start(2, 4, seed(10))
     assert chains.backend == "torch"
-    with pytest.raises(RuntimeError, match="reinstall physgan"):
+    with pytest.raises(UserError, match="reinstall physgan"):
         chains.wolff(0.4, 1)
 
 
