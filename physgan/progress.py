@@ -102,12 +102,17 @@ def in_notebook() -> bool:
     return shell is not None and hasattr(shell, "kernel")
 
 
+def has_widgets() -> bool:
+    """Whether ipywidgets is installed: tqdm.auto's notebook bar needs it (without, it warns and prints text)."""
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, desc: str, quiet: bool = False):
     """Progress of `total` steps of the stage `desc`, in the form the place physgan runs in can show."""
     if quiet:
         yield _Silent()
-    elif in_notebook() and importlib.util.find_spec("ipywidgets") is not None:  # else tqdm.auto warns
+    elif in_notebook() and has_widgets():
         from tqdm.auto import tqdm
 
         with tqdm(total=total, desc=desc, leave=False) as bar:

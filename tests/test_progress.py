@@ -94,13 +94,19 @@ def test_under_a_jupyter_kernel_the_bar_is_tqdm_auto_s(monkeypatch, log_lines):
     monkeypatch.setattr(tqdm.auto, "tqdm", NotebookBar)
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a kernel's stderr is no terminal
     monkeypatch.setattr(progress, "INTERVAL_S", 0.0)
+    monkeypatch.setattr(progress, "has_widgets", lambda: True)
     run_stage(desc="sampling")
     assert [kwargs["desc"] for kwargs in made] == ["sampling"]
     assert log_lines() == []
+    # without ipywidgets tqdm.auto would warn and fall back to text: the plain lines instead
+    monkeypatch.setattr(progress, "has_widgets", lambda: False)
+    run_stage(desc="sampling")
+    assert len(made) == 1 and len(log_lines()) == 5
+    monkeypatch.setattr(progress, "has_widgets", lambda: True)
     # a plain IPython shell (no kernel) is a terminal or a pipe like any other program
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: types.SimpleNamespace()))
     run_stage(desc="sampling")
-    assert len(made) == 1 and len(log_lines()) == 5
+    assert len(made) == 1 and len(log_lines()) == 10
 
 
 def test_quiet_silences_every_form(monkeypatch, log_lines):
