@@ -152,12 +152,12 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     test = open_samples(run_dir / "data/test.h5")
     sample, conditions = stages["sample"], system.generative.test_conditions(test)
 
-    def generate(name: str, sweeps: int) -> dict:
-        return sample_to_file(run_dir / "checkpoints/best.pt", run_dir / "samples" / name, conditions,
-                              sample.n_per_condition, batch_size=sample.batch_size, device=stages["train"].device,
-                              seed=sample.seed, refine_sweeps=sweeps, force=resume, quiet=quiet)
-
-    sampling = stage("sample", lambda: generate("generated.h5", sample.refine_sweeps))
+    # with refinement, the raw generator's sample (the same latent draws without the sweeps) from the same pass
+    raw_out = run_dir / "samples/generated_raw.h5" if sample.refine_sweeps else None
+    sampling = stage("sample", lambda: sample_to_file(
+        run_dir / "checkpoints/best.pt", run_dir / "samples/generated.h5", conditions, sample.n_per_condition,
+        batch_size=sample.batch_size, device=stages["train"].device, seed=sample.seed,
+        refine_sweeps=sample.refine_sweeps, raw_out=raw_out, force=resume, quiet=quiet))
     seconds = {data: timings[f"simulate {data}"] if sources[data] is None else sources[data]["monte_carlo_s"]
                for data in ("train", "test")}
     speed = {"monte_carlo": {"n": open_samples(run_dir / "data/train.h5").n + test.n,
@@ -174,7 +174,6 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     metrics = stage("validate", lambda: judge("generated.h5", "report"))
     raw = None
     if sample.refine_sweeps:  # the network's own record: the same latent draws without the sweeps, same verdict
-        stage("sample raw", lambda: generate("generated_raw.h5", 0))
         raw = stage("validate raw", lambda: judge("generated_raw.h5", "report_raw"))
         stage("refinement curve", lambda: refinement_curve(system, run_dir, sample.seed, quiet=quiet))
     summary = {"timings_s": {name: round(t, 2) for name, t in timings.items()},

@@ -1,9 +1,10 @@
 """Generate samples from a checkpoint into the same sample-file format as the Monte Carlo (source = "gan")."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -101,10 +102,13 @@ class Sampler:
                            if request.refine_sweeps else None,
                            "training": checkpoint["config"], "network": checkpoint["network"]})
 
-    def batches(self, request: Request, timing: dict | None = None) -> Iterator[dict[str, np.ndarray]]:
+    def batches(self, request: Request, timing: dict | None = None,
+                before_refinement=None) -> Iterator[dict[str, np.ndarray]]:
         """The request's samples as sample-file arrays (Generative.to_arrays), batch by batch, refined where
         asked: each batch's random streams named by (seed, 1, batch number), so that samples reproduce from
-        their seed and batch size. timing: a dict whose "refine_seconds" gathers the refinement's time."""
+        their seed and batch size. timing: a dict whose "refine_seconds" gathers the refinement's time.
+        before_refinement: called with each batch as the network made it, before its refinement (the
+        same arrays as a request without refinement gives: the latents do not depend on the sweeps)."""
         system = self.system
         cond = torch.from_numpy(np.repeat(request.conditions, request.n_per_condition, axis=0)).float()
         for batch, (x, c) in enumerate(generate(self.generator(request.device), self.checkpoint, cond,
@@ -112,6 +116,8 @@ class Sampler:
                                                 seed=request.seed)):
             arrays = system.generative.to_arrays(x, c)
             if request.refine_sweeps:
+                if before_refinement is not None:
+                    before_refinement(arrays)
                 begun = time.perf_counter()
                 arrays = system.refine(arrays, request.refine_sweeps, (request.seed, 1, batch),
                                        device=str(request.device))
@@ -137,17 +143,18 @@ def _length(arrays: dict) -> int:
 
 def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_condition: int | None = None, *,
                    batch_size: int = 1024, device: str = "auto", seed: int = 0, refine_sweeps: int = 0, root=None,
-                   force: bool = False, quiet: bool = False) -> dict:
+                   raw_out=None, force: bool = False, quiet: bool = False) -> dict:
     """Write generated samples to `out` (and to a ROOT file `root` where the system has that format).
 
     conditions: raw conditions (k, n_cond), each sampled n_per_condition times, or the system's sampling
     options (Ising {"T": "2.0,3.0", "n": 1000}; jets {"class": "wprime,qcd", "pt": "250:300", "n": 1000}),
     which say both. refine_sweeps: K sweeps of the system's exact refinement (system.refine) after
     generation, each batch's random streams named by (seed, 1, batch number), so a file reproduces from
-    its seed and batch size. The samples are Sampler.batches', streamed into the file batch by batch (the
-    Python API collects the same batches in memory). Returns timing numbers (samples per second of the
-    whole write, refinement included, its own seconds, and the device; scripts/bench_sampling.py times the
-    generator alone).
+    its seed and batch size. raw_out: with refinement, also write the network's samples before the sweeps
+    there (what refine_sweeps = 0 would write), from the same pass. The samples are Sampler.batches',
+    streamed into the file batch by batch (the Python API collects the same batches in memory). Returns
+    timing numbers (samples per second of the whole write, refinement included, its own seconds, and the
+    device; scripts/bench_sampling.py times the generator alone).
     """
     from physgan.errors import UserError
     from physgan.io import SampleWriter, open_samples
@@ -160,12 +167,20 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
         raise UserError(f"--root: the {system.NAME} system has no ROOT format")
     request = sampler.request(conditions, n_per_condition, batch_size=batch_size, device=device, seed=seed,
                               refine_sweeps=refine_sweeps)
+    if raw_out is not None and not request.refine_sweeps:
+        raise ValueError("raw_out: only a refined sample has a raw one beside it")
     timing = {"refine_seconds": 0.0}
     started = time.perf_counter()
-    with SampleWriter(out, system=system.NAME, source="gan", provenance=sampler.provenance(request),
-                      force=force) as writer, \
-            progress_bar(total=request.n, desc="sampling", quiet=quiet) as bar:
-        for arrays in sampler.batches(request, timing):
+    with contextlib.ExitStack() as outputs:
+        writer = outputs.enter_context(SampleWriter(out, system=system.NAME, source="gan",
+                                                    provenance=sampler.provenance(request), force=force))
+        before_refinement = None
+        if raw_out is not None:
+            raw = outputs.enter_context(SampleWriter(raw_out, system=system.NAME, source="gan", force=force,
+                                                     provenance=sampler.provenance(replace(request, refine_sweeps=0))))
+            before_refinement = lambda arrays: raw.append(**arrays)  # noqa: E731
+        bar = outputs.enter_context(progress_bar(total=request.n, desc="sampling", quiet=quiet))
+        for arrays in sampler.batches(request, timing, before_refinement):
             writer.append(**arrays)
             bar.update(_length(arrays))
     seconds = time.perf_counter() - started
@@ -173,7 +188,9 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
         try:
             write_root(open_samples(out), root, force=force)
         except BaseException:
-            Path(out).unlink(missing_ok=True)  # both outputs or neither
+            for path in (out, raw_out):  # all outputs or none
+                if path is not None:
+                    Path(path).unlink(missing_ok=True)
             raise
     return {"n": request.n, "seconds": seconds, "per_second": request.n / seconds,
             "refine_seconds": timing["refine_seconds"], "device": str(request.device)}
