@@ -234,8 +234,9 @@ class Trainer:
         _, cond, latent, groups, _, summary = self._inputs(gen)
         fake = self.G(latent, cond)
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
-        matching = self._feature_matching(fake, groups)
-        summary_gap = self._summary_matching(fake, groups, summary)
+        features = self.system.generative.physics_features(fake)  # once for both matchings
+        matching = self._feature_matching(features, groups)
+        summary_gap = self._summary_matching(features, groups, summary)
         # a system's generator may hold a prior on its last forward pass (in condition groups; its weight is
         # a network setting)
         prior = self.G.prior_loss(cfg.group_size) if hasattr(self.G, "prior_loss") else 0.0
@@ -254,30 +255,34 @@ class Trainer:
             logs["summary_matching"] = summary_gap.item()
         return logs
 
-    def _feature_matching(self, fake: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    def _feature_matching(self, features: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """Mean over condition groups of ((generated mean - training mean) / training spread)^2, plus
-        spread_matching x ((generated spread - training spread) / training spread)^2."""
+        spread_matching x ((generated spread - training spread) / training spread)^2, of the generated
+        samples' physics features (B, n_features)."""
         cfg = self.config
         if cfg.feature_matching == 0:
-            return torch.zeros((), device=fake.device)
-        features = self.system.generative.physics_features(fake).view(len(groups), cfg.group_size, -1)
-        target, scale = self.data.target_mean[groups].to(fake.device), self.data.target_std[groups].to(fake.device)
-        weights = self.feature_weights.to(fake.device)
+            return torch.zeros((), device=features.device)
+        device = features.device
+        features = features.view(len(groups), cfg.group_size, -1)
+        target, scale = self.data.target_mean[groups].to(device), self.data.target_std[groups].to(device)
+        weights = self.feature_weights.to(device)
         average = lambda squares: (squares * weights).mean()  # over groups (and samples) and features
         loss = average(((features.mean(1) - target) / scale) ** 2)
         if cfg.spread_matching > 0 and cfg.group_size > 1:
             loss = loss + cfg.spread_matching * average(((features.std(1) - scale) / scale) ** 2)
         return loss
 
-    def _summary_matching(self, fake: torch.Tensor, groups: torch.Tensor, summary: torch.Tensor | None) -> torch.Tensor:
-        """Hierarchical: mean of ((summary of each generated sample - the summary it was asked for) /
-        the training spread of its condition group)^2. The critic alone would enforce the pairing only
-        as one of many differences it sees; this makes the summary condition binding sample by sample."""
+    def _summary_matching(self, features: torch.Tensor, groups: torch.Tensor,
+                          summary: torch.Tensor | None) -> torch.Tensor:
+        """Hierarchical: mean of ((summary of each generated sample (among its physics features) - the
+        summary it was asked for) / the training spread of its condition group)^2. The critic alone would
+        enforce the pairing only as one of many differences it sees; this makes the summary condition
+        binding sample by sample."""
         if summary is None:
-            return torch.zeros((), device=fake.device)
+            return torch.zeros((), device=features.device)
         k, n = self.summary_columns, len(groups)
-        made = self.system.generative.physics_features(fake)[:, k].view(n, -1, len(k))
-        scale = self.data.target_std[groups][:, k].to(fake.device)[:, None, :]
+        made = features[:, k].view(n, -1, len(k))
+        scale = self.data.target_std[groups][:, k].to(features.device)[:, None, :]
         return (((made - summary.view(n, -1, len(k))) / scale) ** 2).mean()
 
     def _average_gradients(self, model: torch.nn.Module) -> None:

@@ -319,11 +319,13 @@ def test_the_summary_term_vanishes_when_every_sample_has_its_summary(small_ising
     data = prepare_data(system, open_samples(small_ising_file))
     trainer = Trainer(system, data, tiny_config(hierarchical=["abs_m"]), tmp_path)
     real, _, _, groups, _, summary = trainer._inputs(torch.Generator().manual_seed(0))
-    assert trainer._summary_matching(real, groups, summary).item() == 0
+    features = system.generative.physics_features
+    assert trainer._summary_matching(features(real), groups, summary).item() == 0
     flipped = real.clone()
     flipped[0, 0, 0, 0] *= -1  # one spin of one lattice: |m| moves by 2/64
     expected = (2 / 64 / data.target_std[groups[0], 1]) ** 2 / len(real)
-    assert trainer._summary_matching(flipped, groups, summary).item() == pytest.approx(float(expected), rel=1e-4)
+    assert trainer._summary_matching(features(flipped), groups, summary).item() == pytest.approx(float(expected),
+                                                                                                rel=1e-4)
 
 
 def test_anchors_give_the_networks_each_training_temperature_s_mean_features(small_ising_file, tmp_path):
