@@ -115,6 +115,18 @@ def _pixel_distances() -> torch.Tensor:
     return torch.hypot(x[:, None] - x[None], y[:, None] - y[None])
 
 
+@functools.lru_cache(maxsize=None)
+def _sum_maps() -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed pixel maps that physics_features sums I (625, 7) and I^2 (625, 3) over, one matrix product
+    each: 1, cosh x, sinh x, cos y, sin y (four-momentum), r (girth), the band below the core (y < -0.15,
+    |x| < 0.35, where the preprocessing puts the subleading subjet); and 1, the band, -y in the band."""
+    x, y, r = _coordinates().flatten(1)
+    below = ((y < -0.15) & (x.abs() < 0.35)).float()
+    ones = torch.ones_like(x)
+    return (torch.stack([ones, torch.cosh(x), torch.sinh(x), torch.cos(y), torch.sin(y), r, below], 1),
+            torch.stack([ones, below, -y * below], 1))
+
+
 def to_float(x: torch.Tensor) -> torch.Tensor:
     """Stored images (GeV) -> the network representation t = log1p(I / 0.1 GeV) / 8 (values of order one)."""
     return torch.log1p(x.float().clamp_min(0) / INTENSITY_SCALE) / T_SCALE
@@ -148,33 +160,31 @@ def physics_features(t: torch.Tensor) -> torch.Tensor:
     (0.01 GeV: every lit pixel) pin the pixel-intensity spectrum, which the soft count alone leaves too
     soft. What matching each of them did: docs/results/jets.md.
     """
-    coords = _coordinates().to(t.device)
-    x, y, r = coords[0], coords[1], coords[2]
-    intensity = to_intensity(t)[:, 0]
-    total = lambda w: (intensity * w).sum(dim=(1, 2))
-    scalar_sum = intensity.sum(dim=(1, 2)) + 1e-6  # the denominator of the pT-weighted means and of pT_D
-    e, pz, px, py = total(torch.cosh(x)), total(torch.sinh(x)), total(torch.cos(y)), total(torch.sin(y))
+    x, y, r = _coordinates().to(t.device).flatten(1)
+    intensity = to_intensity(t).flatten(1)  # (B, 625)
+    linear, quadratic = (m.to(t.device) for m in _sum_maps())
+    scalar_sum, e, pz, px, py, sum_r, prong_sum = (intensity @ linear).unbind(1)
+    squares, hard, hard_y = ((intensity**2) @ quadratic).unbind(1)
+    scalar_sum = scalar_sum + 1e-6  # the denominator of the pT-weighted means and of pT_D
     pt = torch.sqrt(px**2 + py**2 + 1e-6)
     mass = torch.sqrt((e**2 - px**2 - py**2 - pz**2).clamp_min(0) + 1e-6)
-    girth = total(r) / scalar_sum
-    pixels = (1 - torch.exp(-intensity / SOFT_PIXEL_GEV)).sum(dim=(1, 2))
-    pt_d = torch.sqrt((intensity**2).sum(dim=(1, 2)) + 1e-6) / scalar_sum
+    girth = sum_r / scalar_sum
+    pixels = (1 - torch.exp(-intensity / SOFT_PIXEL_GEV)).sum(1)
+    pt_d = torch.sqrt(squares + 1e-6) / scalar_sum
     above = lambda cut: torch.sigmoid((mass - cut) / 3.0)  # smooth steps: points of the mass CDF
-    log_i = torch.log(intensity + 1e-6)
-    brighter = [torch.sigmoid((log_i - np.log(c)) / 0.3).sum(dim=(1, 2)) for c in SPECTRUM_GEV]
-    # the second prong: the preprocessing puts the subleading subjet straight below the leading one
-    below = ((y < -0.15) & (x.abs() < 0.35)).float()
-    prong_share = total(below) / scalar_sum
-    hard = intensity**2 * below
-    prong_distance = (hard * -y).sum(dim=(1, 2)) / (hard.sum(dim=(1, 2)) + 1e-6)
+    log_cuts = torch.log(torch.tensor(SPECTRUM_GEV, device=t.device))
+    brighter = torch.sigmoid((torch.log(intensity + 1e-6)[:, :, None] - log_cuts) / 0.3).sum(1)  # (B, 7)
+    # the second prong: its share, and the distance of its hardest pixels (I^2-weighted)
+    prong_share = prong_sum / scalar_sum
+    prong_distance = hard_y / (hard + 1e-6)
     # N-subjettiness ratio with the two axes the preprocessing fixed: the centre and (0, -prong_distance)
-    to_second = torch.sqrt(x**2 + (y + prong_distance[:, None, None]) ** 2 + 1e-6)  # hypot: NaN gradient at 0
+    to_second = torch.sqrt(x**2 + (y + prong_distance[:, None]) ** 2 + 1e-6)  # hypot: NaN gradient at 0
     to_axes = torch.minimum(r, to_second)
-    tau_2 = total(to_axes)
-    tau_21_axes = tau_2 / (total(r) + 1e-3)
-    tau_32_axes = third_axis_tau(intensity.flatten(1), to_axes.flatten(1)) / (tau_2 + 1e-3)
-    return torch.stack([mass, pt, girth, pixels, pt_d, prong_share, prong_distance, tau_21_axes, tau_32_axes,
-                        above(60.0), above(90.0), *brighter], dim=1)
+    tau_2 = (intensity * to_axes).sum(1)
+    tau_21_axes = tau_2 / (sum_r + 1e-3)
+    tau_32_axes = third_axis_tau(intensity, to_axes) / (tau_2 + 1e-3)
+    return torch.cat([torch.stack([mass, pt, girth, pixels, pt_d, prong_share, prong_distance, tau_21_axes,
+                                   tau_32_axes, above(60.0), above(90.0)], 1), brighter], 1)
 
 
 def third_axis_tau(intensity: torch.Tensor, to_axes: torch.Tensor) -> torch.Tensor:
