@@ -13,7 +13,12 @@ Wasserstein-2 geodesic (displacement interpolation, McCann 1997), which moves pr
 line instead of mixing the two distributions, so a distribution that shifts with the condition keeps its
 shape in between. It needs no training, is exact at the training conditions, and outside the training
 range it keeps the distribution of the nearest end. A second summary is drawn from its quantiles within
-rank bins of the first, which keeps the two correlated (e and |m| are, strongly, below T_c).
+rank bins of the first, which keeps the two correlated (e and |m| are, strongly, below T_c). Further
+summaries come with the second: each level of the second's quantile function carries the other summaries
+of the training sample at that rank, so all but the first are drawn as the training samples have them
+together. Drawn each from its own quantiles, they would be independent given the first: for W' jets of
+a given mass, girth and the second prong's distance correlate -0.5 to -0.7 (a jet with its subjets far
+apart has less pT in the second one), and independent draws asked the generator for jets that do not exist.
 
 A system whose conditions are a category and one continuous value (jets: the class and the jet pT) gets
 one such sequence per category: a W' jet's mass is never interpolated towards a QCD jet's. Where the
@@ -31,9 +36,11 @@ from physgan.errors import UserError
 class InterpolatedQuantiles(nn.Module):
     """The joint distribution of S summaries at training conditions c[j] (increasing), as a sequence of
     quantile functions (Knothe-Rosenblatt): first[j, k], the quantiles of summary 0 at levels
-    (k + 1/2) / K; rest[j, b, k, i], the quantiles of summary i + 1 among the samples in rank bin b (of
-    `bins` equal-count bins) of summary 0. A draw maps S uniform numbers through them; between two
-    training conditions every quantile is interpolated linearly at the same uniform numbers."""
+    (k + 1/2) / K; rest[j, b, k, 0], the quantiles of summary 1 among the samples in rank bin b (of
+    `bins` equal-count bins) of summary 0, and rest[j, b, k, i > 0] summary i + 1 of the samples at those
+    ranks of summary 1 (carried along, module docstring). A draw maps two uniform numbers through them
+    (the rest of u is unused); between two training conditions every value is interpolated linearly at
+    the same uniform numbers."""
 
     def __init__(self, conditions: torch.Tensor, first: torch.Tensor, rest: torch.Tensor,
                  category: torch.Tensor | None = None):
@@ -75,8 +82,7 @@ class InterpolatedQuantiles(nn.Module):
             v = values[members[j]]
             first.append(torch.quantile(v[:, 0], u))
             ranked = v[torch.argsort(v[:, 0], stable=True)]
-            rest.append(torch.stack([torch.quantile(part[:, 1:], u, dim=0) if v.shape[1] > 1 else
-                                     torch.zeros(levels, 0, dtype=v.dtype) for part in ranked.tensor_split(bins)]))
+            rest.append(torch.stack([_carried_quantiles(part[:, 1:], u) for part in ranked.tensor_split(bins)]))
         return cls(node_cond[order], torch.stack(first), torch.stack(rest), node_category[order])
 
     @classmethod
@@ -114,9 +120,23 @@ class InterpolatedQuantiles(nn.Module):
         out = [between(lambda j: _at_level(first[j], u[:, 0]))]
         rest = self.rest.to(cond.device)
         bin_of = (u[:, 0] * rest.shape[1]).long().clamp(0, rest.shape[1] - 1)
-        for i in range(rest.shape[-1]):
-            out.append(between(lambda j: _at_level(rest[j, bin_of, :, i], u[:, i + 1])))
+        for i in range(rest.shape[-1]):  # all at summary 1's level: the summaries of one training sample
+            out.append(between(lambda j: _at_level(rest[j, bin_of, :, i], u[:, 1], nearest=i > 0)))
         return torch.stack(out, dim=1)
+
+
+def _carried_quantiles(part: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """(K, S') for samples part (n, S'), S' >= 0: column 0's quantiles at levels u (K,), as torch.quantile's
+    linear rule (position u (n - 1) in the sorted column), and the other columns of the sample nearest
+    each position (one sample's own values: averaging two neighbours would narrow their spread)."""
+    if part.shape[1] == 0:
+        return part.new_zeros(len(u), 0)
+    ranked = part[torch.argsort(part[:, 0], stable=True)]
+    position = u.to(part.dtype) * (len(part) - 1)
+    below = position.floor().long()
+    above = (below + 1).clamp(max=len(part) - 1)
+    carried = ranked[position.round().long(), 1:]
+    return torch.cat([torch.lerp(ranked[below, :1], ranked[above, :1], (position - below)[:, None]), carried], 1)
 
 
 def bracket(c: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,10 +148,12 @@ def bracket(c: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return below, above, weight
 
 
-def _at_level(q: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+def _at_level(q: torch.Tensor, u: torch.Tensor, nearest: bool = False) -> torch.Tensor:
     """Each row's quantile function (rows of q: values at levels (k + 1/2) / K) at its level u, linear in
-    between and flat beyond the outer levels."""
+    between and flat beyond the outer levels; nearest: the value of the nearest level (carried summaries)."""
     position = (u.to(q.device) * q.shape[1] - 0.5).clamp(0, q.shape[1] - 1)
+    if nearest:
+        position = position.round()
     below = position.floor().long().clamp(max=max(0, q.shape[1] - 2))
     upper = (below + 1).clamp(max=q.shape[1] - 1)
     pick = lambda i: q.gather(1, i[:, None]).squeeze(1)

@@ -148,3 +148,21 @@ def test_conditioning_draws_summaries_per_category_and_keeps_the_axes_in_a_check
     assert 75 < drawn[0::2].min() and drawn[0::2].max() < 85  # W-like: never a QCD mass
     assert 30 <= drawn[1::2].min() and drawn[1::2].max() <= 40
     torch.testing.assert_close(drawn, conditioning.draw_summaries(request, torch.Generator().manual_seed(9))[:, 0])
+
+
+def test_further_summaries_are_drawn_together_with_the_second():
+    """(x, y, z) with y and z correlated 0.8 and both independent of x: drawn, y and z keep their
+    correlation (each drawn from its own quantiles they would be independent), and z its N(0, 1) marginal.
+    The second summary's quantiles are still torch.quantile's."""
+    g = torch.Generator().manual_seed(7)
+    n, rho = 50_000, 0.8
+    x, y = torch.randn(n, generator=g), torch.randn(n, generator=g)
+    z = rho * y + (1 - rho ** 2) ** 0.5 * torch.randn(n, generator=g)
+    values = torch.stack([x, y, z], dim=1)
+    model = InterpolatedQuantiles.fit(torch.zeros(n, 1), values)
+    drawn = model.sample(torch.zeros(n, 1), torch.rand(n, 3, generator=torch.Generator().manual_seed(8)))
+    assert abs(torch.corrcoef(drawn[:, 1:].T)[0, 1] - rho) < 0.03
+    assert abs(drawn[:, 2].std() - 1) < 0.03 and abs(drawn[:, 2].mean()) < 0.03
+    first_bin = values[torch.argsort(x)[: n // 16], 1].double()
+    levels = (torch.arange(128, dtype=torch.float64) + 0.5) / 128
+    torch.testing.assert_close(model.rest[0, 0, :, 0], torch.quantile(first_bin, levels).float())
