@@ -33,8 +33,8 @@ The choices, and why (the runs behind them: docs/results/jets.md):
   each pixel is lit should be smooth, as the Monte Carlo's is (see occupancy_curvature).
 - Optionally (train.hierarchical, e.g. ["mass", "girth", "prong_distance"]) hierarchical generation, as for Ising:
   each jet's mass is drawn first from the training jets' mass quantiles of its class, interpolated along
-  the pT between the condition groups, and its girth and second-prong distance from their quantiles within
-  the mass's rank bin;
+  the pT between the condition groups, its girth from the quantiles within the mass's rank bin, and its
+  second-prong distance with the girth (as the training jet at that rank has them);
   the networks see them as extra conditions, and the trainer's summary matching holds each generated jet
   to what it was asked for. Drawn from the Monte Carlo's own quantiles, the mass distribution is right by
   construction, and what the generator must learn, the image given class, pT and mass, is narrower;
