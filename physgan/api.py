@@ -247,26 +247,45 @@ class Generator:
         ranges = ", ".join(f"{name} {low:g} .. {high:g}" for name, (low, high) in self.conditions.items())
         return f"<physgan.Generator: {self.system}, {self.step} steps, trained on {ranges}, from {self.path}>"
 
-    def sample(self, *, n: int = 1000, seed: int = 0, refine_sweeps: int = 0, device: str = "cpu",
-               batch_size: int = 1024, quiet: bool = False, **conditions) -> Sample:
+    def sample(self, *, n: int | None = None, seed: int = 0, refine_sweeps: int = 0, device: str = "cpu",
+               batch_size: int = 1024, quiet: bool = False, like=None, **conditions) -> Sample:
         """Generate a Sample (source "gan") in memory, the samples `physgan sample` writes with the same
         settings (same seed and batch size, same samples).
 
         conditions, by the system's names (`physgan sample`'s options), as Python values or the command
-        line's strings: Ising T=[2.0, 2.269] (or 2.0, or "1.5:3.5:9"), n lattices at each temperature; jets
-        cls="wprime" (or ["wprime", "qcd"]; also class_=) and pt=(250, 300) in GeV, n jets of each class
-        with their pT spread evenly over the window. refine_sweeps: sweeps of the system's exact refinement
-        after generation (Ising: a Metropolis pass and a Wolff cluster at each lattice's T); device: "cpu",
-        "cuda" or "auto"; batch_size: samples per generator call (the random streams follow it)."""
+        line's strings: Ising T=[2.0, 2.269] (or 2.0, or "1.5:3.5:9"), n lattices at each temperature (1000
+        unless given); jets cls="wprime" (or ["wprime", "qcd"]; also class_=) and pt=(250, 300) in GeV, n jets
+        of each class with their pT spread evenly over the window. Or like=: a Sample or sample file of this
+        system (Monte Carlo to compare with), whose conditions are used sample by sample, n (1 unless given)
+        generated per sample of it, as `physgan run` generates at its test Monte Carlo's conditions (a jets
+        file's falling pT spectrum included). refine_sweeps: sweeps of the system's exact refinement after
+        generation (Ising: a Metropolis pass and a Wolff cluster at each lattice's T); device: "cpu", "cuda"
+        or "auto"; batch_size: samples per generator call (the random streams follow it)."""
         settings = {name: _whole(value, name) for name, value in
-                    (("n", n), ("seed", seed), ("refine_sweeps", refine_sweeps), ("batch_size", batch_size))}
+                    (("n", 1 if like is not None and n is None else 1000 if n is None else n), ("seed", seed),
+                     ("refine_sweeps", refine_sweeps), ("batch_size", batch_size))}
         if device not in ("cpu", "cuda", "auto"):
             raise UserError(f"device must be 'cpu', 'cuda' or 'auto', not {device!r}")
-        options = self._condition_options(conditions, settings.pop("n"))
-        request = self._sampler.request(options, batch_size=settings["batch_size"], device=device,
-                                        seed=settings["seed"], refine_sweeps=settings["refine_sweeps"])
+        n = settings.pop("n")  # by name: n at each condition the options say; like: n per sample of it
+        if like is None:
+            wanted = self._condition_options(conditions, n), None
+        else:
+            wanted = self._conditions_of(like, conditions), n
+        request = self._sampler.request(*wanted, **settings, device=device)
         return Sample(self._sampler.arrays(request, quiet=quiet), self.system, source="gan",
                       provenance=self._sampler.provenance(request))
+
+    def _conditions_of(self, like, conditions: dict) -> np.ndarray:
+        """The raw conditions (n, n_cond) of every sample of `like` (a Sample or a sample file)."""
+        from physgan.io import open_samples
+
+        if conditions:
+            raise UserError(f"give the conditions by like= or by name ({', '.join(conditions)}=), not both")
+        reference = open_samples(_input(like, "like", "<like in memory>"))
+        if reference.system != self.system:
+            raise UserError(f"like: a {reference.system} sample; this generator makes {self.system} samples")
+        names = self._sampler.system.CONDITIONS
+        return np.stack([reference.read(name) for name in names], 1).astype(np.float32)
 
     def _condition_options(self, given: dict, n: int) -> dict:
         """Python values of the conditions -> the options `physgan sample` hands to the system's

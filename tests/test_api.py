@@ -270,3 +270,23 @@ def test_mistakes_are_one_user_error_line(checkpoint, monte_carlo, tmp_path, mon
         call(physgan.load(checkpoint), monte_carlo)
     assert message in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "x").exists()  # refused before anything was written
+
+
+def test_like_generates_at_the_conditions_of_a_reference_sample(checkpoint, monte_carlo, tmp_path):
+    """like=: one generated lattice per reference lattice, at its T (n: that many per lattice), the same
+    lattices as asking for those temperatures by name; from a Sample or from its file."""
+    gen = physgan.load(checkpoint)
+    reference = physgan.Sample({"spins": monte_carlo["spins"][:6], "T": np.array([1.8, 1.8, 1.8, 3.0, 3.0, 3.0],
+                                                                                  np.float32)}, "ising")
+    sample = gen.sample(like=reference, seed=2, quiet=True)
+    np.testing.assert_array_equal(sample["T"], reference["T"])
+    by_name = gen.sample(T=[1.8, 3.0], n=3, seed=2, quiet=True)
+    np.testing.assert_array_equal(sample["spins"], by_name["spins"])
+    twice = gen.sample(like=reference.save(tmp_path / "ref.h5"), n=2, seed=2, quiet=True)
+    np.testing.assert_array_equal(twice["T"], np.repeat(reference["T"], 2))
+    with pytest.raises(UserError, match=r"by like= or by name \(T=\), not both"):
+        gen.sample(like=reference, T=2.0)
+    with pytest.raises(UserError, match="like: expected a physgan.Sample or a sample file path, not int"):
+        gen.sample(like=3)
+    with pytest.raises(UserError, match="like: a jets sample; this generator makes ising samples"):
+        gen.sample(like=physgan.Sample(jets_arrays(4), "jets"))
