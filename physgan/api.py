@@ -262,30 +262,18 @@ class Generator:
         generation (Ising: a Metropolis pass and a Wolff cluster at each lattice's T); device: "cpu", "cuda"
         or "auto"; batch_size: samples per generator call (the random streams follow it)."""
         settings = {name: _whole(value, name) for name, value in
-                    (("n", 1 if like is not None and n is None else 1000 if n is None else n), ("seed", seed),
+                    (("n", (1 if like is not None else 1000) if n is None else n), ("seed", seed),
                      ("refine_sweeps", refine_sweeps), ("batch_size", batch_size))}
         if device not in ("cpu", "cuda", "auto"):
             raise UserError(f"device must be 'cpu', 'cuda' or 'auto', not {device!r}")
         n = settings.pop("n")  # by name: n at each condition the options say; like: n per sample of it
         if like is None:
-            wanted = self._condition_options(conditions, n), None
+            request = self._sampler.request(self._condition_options(conditions, n), **settings, device=device)
         else:
-            wanted = self._conditions_of(like, conditions), n
-        request = self._sampler.request(*wanted, **settings, device=device)
+            request = self._sampler.request(conditions, n, like=_input(like, "like", "<like in memory>"),
+                                            **settings, device=device)
         return Sample(self._sampler.arrays(request, quiet=quiet), self.system, source="gan",
                       provenance=self._sampler.provenance(request))
-
-    def _conditions_of(self, like, conditions: dict) -> np.ndarray:
-        """The raw conditions (n, n_cond) of every sample of `like` (a Sample or a sample file)."""
-        from physgan.io import open_samples
-
-        if conditions:
-            raise UserError(f"give the conditions by like= or by name ({', '.join(conditions)}=), not both")
-        reference = open_samples(_input(like, "like", "<like in memory>"))
-        if reference.system != self.system:
-            raise UserError(f"like: a {reference.system} sample; this generator makes {self.system} samples")
-        names = self._sampler.system.CONDITIONS
-        return np.stack([reference.read(name) for name in names], 1).astype(np.float32)
 
     def _condition_options(self, given: dict, n: int) -> dict:
         """Python values of the conditions -> the options `physgan sample` hands to the system's

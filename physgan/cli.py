@@ -200,11 +200,15 @@ def _add_sample(commands) -> None:
     p = _command(commands, "sample", "Generate samples from a checkpoint (same file format as the Monte Carlo).", """\
   physgan sample --checkpoint runs/L32/checkpoints/best.pt --T 1.8,2.269,3.0 --n-per-temp 10000 --out gen.h5
   physgan sample --checkpoint best.pt --T 1.5:3.5:41 --n-per-temp 1000 --batch-size 4096 --device cuda --out scan.h5
-  physgan sample --checkpoint runs/jets/checkpoints/best.pt --class wprime,qcd --pt 250:300 --n 100000 --out gen.h5 --root gen.root""")
+  physgan sample --checkpoint runs/jets/checkpoints/best.pt --class wprime,qcd --pt 250:300 --n 100000 --out gen.h5 --root gen.root
+  physgan sample --checkpoint runs/jets/checkpoints/best.pt --like my_monte_carlo.h5 --out gen.h5""")
     p.add_argument("--checkpoint", required=True)
     _add_system_options(p, "SAMPLE_OPTIONS")
-    p.add_argument("--n-per-temp", "--n", dest="n", type=int, default=1000,
-                   help="samples per condition: Ising per temperature, jets per class (default 1000)")
+    p.add_argument("--n-per-temp", "--n", dest="n", type=int,
+                   help="samples per condition: Ising per temperature, jets per class (default 1000); with --like, "
+                   "per sample of that file (default 1)")
+    p.add_argument("--like", metavar="FILE", help="generate at the conditions of this sample file (e.g. the Monte Carlo "
+                   "to compare with), sample by sample, instead of conditions given by name")
     p.add_argument("--refine-sweeps", type=int, default=0, metavar="K",
                    help="K sweeps of the system's exact update after generation (Ising: a Metropolis pass and a Wolff "
                    "cluster at each lattice's T), recorded in the file's provenance (default 0: the generator's output)")
@@ -326,9 +330,10 @@ def _sample(args) -> None:
             options[option.key] = value
         elif value is not None:
             outputs[option.key] = value
-    timing = sample_to_file(args.checkpoint, args.out, {**options, "n": args.n}, batch_size=args.batch_size,
-                            device=args.device, seed=args.seed, refine_sweeps=args.refine_sweeps, force=args.force,
-                            quiet=args.quiet, **outputs)
+    n = args.n if args.n is not None else 1 if args.like else 1000
+    timing = sample_to_file(args.checkpoint, args.out, {**options, "n": n}, n, batch_size=args.batch_size,
+                            device=args.device, seed=args.seed, refine_sweeps=args.refine_sweeps, like=args.like,
+                            force=args.force, quiet=args.quiet, **outputs)
     if not args.quiet:
         print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
 

@@ -284,9 +284,24 @@ def test_like_generates_at_the_conditions_of_a_reference_sample(checkpoint, mont
     np.testing.assert_array_equal(sample["spins"], by_name["spins"])
     twice = gen.sample(like=reference.save(tmp_path / "ref.h5"), n=2, seed=2, quiet=True)
     np.testing.assert_array_equal(twice["T"], np.repeat(reference["T"], 2))
-    with pytest.raises(UserError, match=r"by like= or by name \(T=\), not both"):
+    with pytest.raises(UserError, match=r"by --like or by name \(T\), not both"):
         gen.sample(like=reference, T=2.0)
     with pytest.raises(UserError, match="like: expected a physgan.Sample or a sample file path, not int"):
         gen.sample(like=3)
-    with pytest.raises(UserError, match="like: a jets sample; this generator makes ising samples"):
+    with pytest.raises(UserError, match="--like: a jets sample; this generator makes ising samples"):
         gen.sample(like=physgan.Sample(jets_arrays(4), "jets"))
+
+
+def test_physgan_sample_like_is_the_api_s_like(checkpoint, monte_carlo, tmp_path, capsys):
+    """`physgan sample --like FILE` writes the lattices Generator.sample(like=FILE) makes; with conditions
+    by name too, one error line and no file."""
+    reference = physgan.Sample({"spins": monte_carlo["spins"][:5], "T": np.array([1.8, 3.0, 3.0, 2.2, 1.8],
+                                                                                  np.float32)}, "ising")
+    path = reference.save(tmp_path / "ref.h5")
+    out = tmp_path / "gen.h5"
+    assert cli("sample", "--checkpoint", checkpoint, "--like", path, "--n", 2, "--seed", 3, "--device", "cpu",
+               "--quiet", "--out", out) == 0
+    same_arrays(file_arrays(out), physgan.load(checkpoint).sample(like=reference, n=2, seed=3, quiet=True).arrays)
+    assert cli("sample", "--checkpoint", checkpoint, "--like", path, "--T", "2.0", "--out", tmp_path / "x.h5") == 2
+    assert "by --like or by name (T), not both" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()

@@ -70,15 +70,20 @@ class Sampler:
             self._generators[device] = checkpoints.generator(self.checkpoint, device)[1]
         return self._generators[device]
 
-    def request(self, conditions: dict | np.ndarray, n_per_condition: int | None = None, *, batch_size: int = 1024,
-                device: str = "auto", seed: int = 0, refine_sweeps: int = 0) -> Request:
-        """Check a request; conditions as sample_to_file takes them. Logs a warning about conditions outside
-        the training range."""
+    def request(self, conditions: dict | np.ndarray | None, n_per_condition: int | None = None, *,
+                batch_size: int = 1024, device: str = "auto", seed: int = 0, refine_sweeps: int = 0,
+                like=None) -> Request:
+        """Check a request; conditions as sample_to_file takes them, or like: a sample file (path or
+        physgan.io Samples) of this system whose conditions are used sample by sample (n_per_condition per
+        sample of it, 1 unless given), with no other conditions given. Logs a warning about conditions
+        outside the training range."""
         from physgan.errors import UserError
 
         device = torch_device(device)
         system = self.system
-        if isinstance(conditions, dict):
+        if like is not None:
+            conditions, n_per_condition = self.conditions_like(like, conditions), n_per_condition or 1
+        elif isinstance(conditions, dict):
             _refuse_other_systems_conditions(system, conditions)
             conditions, n_per_condition = system.generative.parse_conditions(conditions)
         if n_per_condition < 1 or batch_size < 1:
@@ -89,6 +94,20 @@ class Sampler:
         conditions = np.asarray(conditions, dtype=np.float32)
         _warn_outside_training_range(self.checkpoint, conditions)
         return Request(conditions, int(n_per_condition), int(batch_size), device, int(seed), int(refine_sweeps))
+
+    def conditions_like(self, like, given: dict | None = None) -> np.ndarray:
+        """The raw conditions (n, n_cond) of every sample of `like` (a sample file path or Samples); given:
+        conditions asked for by name as well (a mistake: the request would be ambiguous)."""
+        from physgan.errors import UserError
+        from physgan.io import open_samples
+
+        named = [key for key, value in (given or {}).items() if value is not None and key != "n"]
+        if named:
+            raise UserError(f"give the conditions by --like or by name ({', '.join(named)}), not both")
+        reference = open_samples(like)
+        if reference.system != self.system.NAME:
+            raise UserError(f"--like: a {reference.system} sample; this generator makes {self.system.NAME} samples")
+        return np.stack([reference.read(name) for name in self.system.CONDITIONS], 1).astype(np.float32)
 
     def provenance(self, request: Request) -> dict:
         """The provenance of a generated sample (docs/formats.md, "Provenance")."""
@@ -143,12 +162,13 @@ def _length(arrays: dict) -> int:
 
 def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_condition: int | None = None, *,
                    batch_size: int = 1024, device: str = "auto", seed: int = 0, refine_sweeps: int = 0, root=None,
-                   raw_out=None, force: bool = False, quiet: bool = False) -> dict:
+                   raw_out=None, like=None, force: bool = False, quiet: bool = False) -> dict:
     """Write generated samples to `out` (and to a ROOT file `root` where the system has that format).
 
     conditions: raw conditions (k, n_cond), each sampled n_per_condition times, or the system's sampling
     options (Ising {"T": "2.0,3.0", "n": 1000}; jets {"class": "wprime,qcd", "pt": "250:300", "n": 1000}),
-    which say both. refine_sweeps: K sweeps of the system's exact refinement (system.refine) after
+    which say both; or like, a sample file whose conditions are used sample by sample (Sampler.request).
+    refine_sweeps: K sweeps of the system's exact refinement (system.refine) after
     generation, each batch's random streams named by (seed, 1, batch number), so a file reproduces from
     its seed and batch size. raw_out: with refinement, also write the network's samples before the sweeps
     there (what refine_sweeps = 0 would write), from the same pass. The samples are Sampler.batches',
@@ -166,7 +186,7 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     if root and write_root is None:
         raise UserError(f"--root: the {system.NAME} system has no ROOT format")
     request = sampler.request(conditions, n_per_condition, batch_size=batch_size, device=device, seed=seed,
-                              refine_sweeps=refine_sweeps)
+                              refine_sweeps=refine_sweeps, like=like)
     if raw_out is not None and not request.refine_sweeps:
         raise ValueError("raw_out: only a refined sample has a raw one beside it")
     timing = {"refine_seconds": 0.0}
