@@ -288,6 +288,8 @@ def test_like_generates_at_the_conditions_of_a_reference_sample(checkpoint, mont
         gen.sample(like=reference, T=2.0)
     with pytest.raises(UserError, match="like: expected a physgan.Sample or a sample file path, not int"):
         gen.sample(like=3)
+    with pytest.raises(UserError, match="must be at least 1"):
+        gen.sample(like=reference, n=0)
     with pytest.raises(UserError, match="--like: a jets sample; this generator makes ising samples"):
         gen.sample(like=physgan.Sample(jets_arrays(4), "jets"))
 

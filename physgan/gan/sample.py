@@ -82,7 +82,8 @@ class Sampler:
         device = torch_device(device)
         system = self.system
         if like is not None:
-            conditions, n_per_condition = self.conditions_like(like, conditions), n_per_condition or 1
+            conditions = self.conditions_like(like, conditions)
+            n_per_condition = 1 if n_per_condition is None else n_per_condition
         elif isinstance(conditions, dict):
             _refuse_other_systems_conditions(system, conditions)
             conditions, n_per_condition = system.generative.parse_conditions(conditions)
@@ -168,9 +169,8 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     conditions: raw conditions (k, n_cond), each sampled n_per_condition times, or the system's sampling
     options (Ising {"T": "2.0,3.0", "n": 1000}; jets {"class": "wprime,qcd", "pt": "250:300", "n": 1000}),
     which say both; or like, a sample file whose conditions are used sample by sample (Sampler.request).
-    refine_sweeps: K sweeps of the system's exact refinement (system.refine) after
-    generation, each batch's random streams named by (seed, 1, batch number), so a file reproduces from
-    its seed and batch size. raw_out: with refinement, also write the network's samples before the sweeps
+    refine_sweeps: K sweeps of the system's exact refinement (system.refine) after generation, each batch's
+    random streams named by (seed, 1, batch number), so a file reproduces from its seed and batch size. raw_out: with refinement, also write the network's samples before the sweeps
     there (what refine_sweeps = 0 would write), from the same pass. The samples are Sampler.batches',
     streamed into the file batch by batch (the Python API collects the same batches in memory). Returns
     timing numbers (samples per second of the whole write, refinement included, its own seconds, and the
