@@ -173,8 +173,8 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     random streams named by (seed, 1, batch number), so a file reproduces from its seed and batch size. raw_out: with refinement, also write the network's samples before the sweeps
     there (what refine_sweeps = 0 would write), from the same pass. The samples are Sampler.batches',
     streamed into the file batch by batch (the Python API collects the same batches in memory). Returns
-    timing numbers (samples per second of the whole write, refinement included, its own seconds, and the
-    device; scripts/bench_sampling.py times the generator alone).
+    timing numbers (samples per second of the whole write, refinement and a raw_out file included, the
+    refinement's own seconds, and the device; scripts/bench_sampling.py times the generator alone).
     """
     from physgan.errors import UserError
     from physgan.io import SampleWriter, open_samples

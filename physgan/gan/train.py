@@ -234,7 +234,9 @@ class Trainer:
         _, cond, latent, groups, _, summary = self._inputs(gen)
         fake = self.G(latent, cond)
         adversarial = losses.generator_loss(cfg.loss, self.D(fake, cond))
-        features = self.system.generative.physics_features(fake)  # once for both matchings
+        # once for both matchings, and not at all where neither is on
+        wanted = cfg.feature_matching != 0 or summary is not None
+        features = self.system.generative.physics_features(fake) if wanted else fake.new_zeros(len(fake), 0)
         matching = self._feature_matching(features, groups)
         summary_gap = self._summary_matching(features, groups, summary)
         # a system's generator may hold a prior on its last forward pass (in condition groups; its weight is
