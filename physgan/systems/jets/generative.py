@@ -75,6 +75,7 @@ SOFT_PIXEL_GEV = 0.1  # scale of the soft pixel count
 OCCUPANCY_GEV = 0.05  # scale of the critic's occupancy view (critic_occupancy)
 MIN_FRACTION = 1e-4  # generated pixels with less of the jet's pT are set to zero (Monte Carlo: 1 % of pixels)
 BIAS_GAIN = 10.0  # output biases are stored divided by this: Adam moves them this much faster
+PRONG_WIDTHS = (0.05, 0.1, 0.2)  # place_prong: widths of the bumps at the second prong (a pixel is 0.1)
 
 
 @dataclass
@@ -98,6 +99,10 @@ class NetworkConfig:
     occupancy_smoothness: float = 0.0
     """weight of a prior that each condition group's map of how often each pixel is lit be smooth: the
     generator's loss gains this times the map's mean squared curvature (0: off; see occupancy_curvature)"""
+    place_prong: bool = False
+    """hierarchical training with prong_distance a summary: the generator adds, at the requested distance
+    straight below the centre, bumps of PRONG_WIDTHS to its gate and intensity logits, with per-jet
+    amplitudes (see prong_bumps)"""
 
 
 @functools.lru_cache(maxsize=None)
@@ -198,6 +203,15 @@ def third_axis_tau(intensity: torch.Tensor, to_axes: torch.Tensor) -> torch.Tens
     return (intensity[:, None] * torch.minimum(to_axes[:, None], to_third)).sum(2).min(1).values
 
 
+def prong_bumps(distance: torch.Tensor) -> torch.Tensor:
+    """(B, len(PRONG_WIDTHS), 625): Gaussian bumps exp(-|p - a|^2 / 2 w^2) of each width w around the axis
+    a = (0, -distance) of each jet, where the preprocessing puts the subleading subjet (distance (B,))."""
+    x, y, _ = _coordinates().to(distance.device).flatten(1)
+    squared = x**2 + (y + distance[:, None]) ** 2  # (B, 625)
+    widths = torch.tensor(PRONG_WIDTHS, device=distance.device)
+    return torch.exp(-squared[:, None] / (2 * widths[:, None] ** 2))
+
+
 def symmetry_codes(batch: int, generator: torch.Generator) -> torch.Tensor:
     """No exact symmetry is left after preprocessing: codes are zeros (draws nothing, so seeds stay aligned)."""
     return torch.zeros(batch, dtype=torch.int64)
@@ -251,6 +265,14 @@ class Generator(nn.Module):
         r = _coordinates()[2].flatten()
         initial = torch.cat([0.8 - 2.0 * r, 1.0 - 2.0 * r, torch.tensor([np.log(275.0)], dtype=torch.float32)])
         self.bias = nn.Parameter(initial / BIAS_GAIN)
+        if config.place_prong:
+            # per jet, the amplitude of each bump in the gate and in the log intensity; they start lighting
+            # the pixel at the prong (gate +2) and raising its intensity
+            self.prong = nn.Linear(w, 2 * len(PRONG_WIDTHS))
+            nn.init.zeros_(self.prong.weight)
+            with torch.no_grad():
+                self.prong.bias.zero_()
+                self.prong.bias[0], self.prong.bias[len(PRONG_WIDTHS)] = 2.0, 0.5
         self.act = nn.LeakyReLU(0.2)
         self._gate = None  # the last forward pass's gate logits, kept only for prior_loss
 
@@ -265,9 +287,24 @@ class Generator(nn.Module):
             h = h + film(layer(self.act(h)), e)
         u = nn.functional.pad(self.out(self.act(h)), (0, 1)) + BIAS_GAIN * (self.bias + self.condition_bias(e))
         gate, log_intensity = u[:, :PIXELS * PIXELS], u[:, PIXELS * PIXELS:-1]
+        if self.config.place_prong:
+            gate, log_intensity = self._place_prong(h, latent, gate, log_intensity)
         self._gate = gate if self.config.occupancy_smoothness > 0 else None
         intensity = share_out(gate, log_intensity, u[:, -1:])
         return to_float(intensity).view(-1, 1, PIXELS, PIXELS)
+
+    def _place_prong(self, h, latent, gate, log_intensity):
+        """The logits with the bumps at the requested prong distance added (NetworkConfig.place_prong).
+        Why: the prong-distance summary alone put the hardest pixels of the generated second prong at the
+        requested distance on average, but spread along the axis (a hard pixel further out and another
+        closer in), so the clustered subjet sat closer to the core than in the Monte Carlo."""
+        if "prong_distance" not in latent:
+            from physgan.errors import UserError
+            raise UserError("network.place_prong needs prong_distance among train.hierarchical")
+        bumps = prong_bumps(latent["prong_distance"].to(h.device))  # (B, K, 625)
+        amplitudes = self.prong(self.act(h)).view(len(h), 2, len(PRONG_WIDTHS))
+        placed = amplitudes @ bumps  # (B, 2, 625)
+        return gate + placed[:, 0], log_intensity + placed[:, 1]
 
     def prior_loss(self, group_size: int) -> torch.Tensor | float:
         """occupancy_smoothness x occupancy_curvature of the last forward pass (whose samples come in
