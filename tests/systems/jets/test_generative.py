@@ -290,3 +290,29 @@ def test_tau_32_on_fixed_axes_puts_the_third_axis_on_the_best_pixel():
     assert features[0, generative.FEATURE_NAMES.index("tau_32_axes")].item() == pytest.approx(expected, rel=2e-2)
     features.sum().backward()
     assert torch.isfinite(t.grad).all()
+
+
+def test_place_prong_puts_the_second_prong_at_the_requested_distance():
+    """network.place_prong: a bump of width w around (0, -d) is exp(-|p - a|^2 / 2 w^2) at each pixel centre
+    p; with the bumps' amplitudes large, the hardest pixel below the core sits at the requested distance
+    (to the half pixel), and prong_distance measures it. Without the summary the option is a one-line error."""
+    d = torch.tensor([0.3, 0.55, 0.8])
+    bumps = generative.prong_bumps(d)
+    x, y = pixel_centres()
+    row, col = 12 + 6, 12  # (0, -0.6)
+    expected = np.exp(-(x[row, col] ** 2 + (y[row, col] + 0.55) ** 2) / (2 * generative.PRONG_WIDTHS[1] ** 2))
+    assert bumps[1, 1, row * 25 + col].item() == pytest.approx(expected, rel=1e-5)
+    torch.manual_seed(0)
+    G = generative.Generator(2, generative.NetworkConfig(**TINY_NET, place_prong=True))
+    with torch.no_grad():
+        G.prong.bias[0], G.prong.bias[len(generative.PRONG_WIDTHS)] = 20.0, 3.0  # gate and intensity
+    latent = {**G.latent(3, torch.Generator().manual_seed(1)), "prong_distance": d}
+    with torch.no_grad():
+        t = G(latent, torch.tensor([[1.0, 0.0]]).repeat(3, 1))
+    below = generative.to_intensity(t)[:, 0, 14:, 12]  # the column below the core, from y = -0.2 down
+    hardest = -torch.from_numpy(y[14:, 12])[below.argmax(1)]
+    assert torch.allclose(hardest.float(), d, atol=0.05 + 1e-6), hardest
+    distance = generative.physics_features(t)[:, generative.FEATURE_NAMES.index("prong_distance")]
+    assert torch.allclose(distance, d, atol=0.05), distance
+    with pytest.raises(UserError, match="prong_distance"):
+        G(G.latent(3, torch.Generator()), torch.zeros(3, 2))
