@@ -29,6 +29,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from physgan.errors import UserError
+from physgan.gan import adherence
 
 __all__ = ["Generator", "Sample", "Verdict", "load", "load_sample", "simulate", "train", "validate"]
 
@@ -248,7 +249,8 @@ class Generator:
         return f"<physgan.Generator: {self.system}, {self.step} steps, trained on {ranges}, from {self.path}>"
 
     def sample(self, *, n: int | None = None, seed: int = 0, refine_sweeps: int = 0, device: str = "cpu",
-               batch_size: int = 1024, quiet: bool = False, like=None, **conditions) -> Sample:
+               batch_size: int = 1024, quiet: bool = False, like=None, adhere=(),
+               adherence_steps: int = adherence.STEPS, **conditions) -> Sample:
         """Generate a Sample (source "gan") in memory, the samples `physgan sample` writes with the same
         settings (same seed and batch size, same samples).
 
@@ -259,11 +261,15 @@ class Generator:
         system (Monte Carlo to compare with), whose conditions are used sample by sample, n (1 unless given)
         generated per sample of it, as `physgan run` generates at its test Monte Carlo's conditions (a jets
         file's falling pT spectrum included). refine_sweeps: sweeps of the system's exact refinement after
-        generation (Ising: a Metropolis pass and a Wolff cluster at each lattice's T); device: "cpu", "cuda"
-        or "auto"; batch_size: samples per generator call (the random streams follow it)."""
+        generation (Ising: a Metropolis pass and a Wolff cluster at each lattice's T); adhere: names of the
+        generator's summaries (e.g. ["mass"]) that each sample's latent is moved towards, by adherence_steps
+        steps (`physgan sample --adhere`); device: "cpu", "cuda" or "auto"; batch_size: samples per generator
+        call (the random streams follow it)."""
         settings = {name: _whole(value, name) for name, value in
                     (("n", (1 if like is not None else 1000) if n is None else n), ("seed", seed),
-                     ("refine_sweeps", refine_sweeps), ("batch_size", batch_size))}
+                     ("refine_sweeps", refine_sweeps), ("batch_size", batch_size),
+                     ("adherence_steps", adherence_steps))}
+        settings["adhere"] = (adhere,) if isinstance(adhere, str) else tuple(adhere)
         if device not in ("cpu", "cuda", "auto"):
             raise UserError(f"device must be 'cpu', 'cuda' or 'auto', not {device!r}")
         n = settings.pop("n")  # by name: n at each condition the options say; like: n per sample of it
@@ -285,7 +291,7 @@ class Generator:
             if name not in names:
                 takes = ", ".join(f"{(*_python_names(option.key), option.key)[0]}=" for option in declared)
                 raise UserError(f"{name}= is not a condition of this {self.system} generator: it takes {takes} "
-                                "and n=, seed=, refine_sweeps=, device=, batch_size=")
+                                "and n=, seed=, refine_sweeps=, adhere=, adherence_steps=, device=, batch_size=")
             option = names[name]
             options[option.key] = None if value is None else _option_value(option, value, name)
         return {**options, "n": n}

@@ -9,6 +9,7 @@ import sys
 
 from physgan import __version__
 from physgan.errors import UserError
+from physgan.gan import adherence
 
 EXAMPLES = """\
 examples:
@@ -50,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(commands)
     _add_observables(commands)
     return parser
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names (--adhere mass,girth)."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def _command(commands, name: str, help: str, examples: str):
@@ -212,6 +218,12 @@ def _add_sample(commands) -> None:
     p.add_argument("--refine-sweeps", type=int, default=0, metavar="K",
                    help="K sweeps of the system's exact update after generation (Ising: a Metropolis pass and a Wolff "
                    "cluster at each lattice's T), recorded in the file's provenance (default 0: the generator's output)")
+    p.add_argument("--adhere", metavar="NAMES", type=_names, default=(),
+                   help="move each sample's latent towards the summaries drawn for it, these of the generator's "
+                   "(train.hierarchical; e.g. mass), recorded in the provenance: the jets full preset's "
+                   "sample.adhere (docs/training.md, \"Sampling and refinement\")")
+    p.add_argument("--adherence-steps", type=int, default=adherence.STEPS, metavar="N",
+                   help=f"with --adhere: the steps of that move (default {adherence.STEPS})")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -333,7 +345,8 @@ def _sample(args) -> None:
     n = args.n if args.n is not None else 1 if args.like else 1000
     timing = sample_to_file(args.checkpoint, args.out, {**options, "n": n}, n, batch_size=args.batch_size,
                             device=args.device, seed=args.seed, refine_sweeps=args.refine_sweeps, like=args.like,
-                            force=args.force, quiet=args.quiet, **outputs)
+                            adhere=args.adhere, adherence_steps=args.adherence_steps, force=args.force,
+                            quiet=args.quiet, **outputs)
     if not args.quiet:
         print(f"wrote {timing['n']} generated samples to {args.out} ({timing['per_second']:.0f} per second)")
 

@@ -7,7 +7,8 @@
                                  sha256, format, provenance; null for a file simulated in the run
     RUN_DIR/checkpoints/         last.pt, best.pt
     RUN_DIR/log.jsonl            training log
-    RUN_DIR/samples/generated.h5 generated sample at the test conditions (refined, with sample.refine_sweeps)
+    RUN_DIR/samples/generated.h5 generated sample at the test conditions (with sample.adhere, adhering to the
+                                 drawn summaries; refined, with sample.refine_sweeps)
     RUN_DIR/samples/generated_raw.h5, RUN_DIR/report_raw/   with refinement: the raw generator's sample and
                                  its validation (the same verdict; the network's own record)
     RUN_DIR/refinement/          with refinement: curve.json, curve.png, the main observables' error against K
@@ -35,10 +36,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from physgan import config as cfg
+from physgan.gan import adherence
 from physgan.errors import UserError
 
 STAGE_TIMES = ".stage_times.json"  # the stage times so far, kept for --resume
@@ -56,10 +58,16 @@ class SampleConfig:
     """seed of the latent draws"""
     refine_sweeps: int = 0
     """sweeps of the system's exact refinement after generation (0: the generator's output as it is)"""
+    adhere: list[str] = field(default_factory=list)
+    """summaries among train.hierarchical that each sample's latent is moved towards before it is made
+    (physgan/gan/adherence.py; empty: none)"""
+    adherence_steps: int = adherence.STEPS
+    """with adhere: the steps of that move"""
 
     def __post_init__(self):
-        if self.n_per_condition < 1 or self.batch_size < 1 or self.refine_sweeps < 0:
-            raise UserError("sample: n_per_condition and batch_size must be at least 1, refine_sweeps at least 0")
+        if self.n_per_condition < 1 or self.batch_size < 1 or self.refine_sweeps < 0 or self.adherence_steps < 0:
+            raise UserError("sample: n_per_condition and batch_size must be at least 1, refine_sweeps and "
+                            "adherence_steps at least 0")
 
 
 def preset_path_values(system_name: str, preset: str) -> dict:
@@ -96,6 +104,10 @@ def resolve(system, values: dict) -> dict:
         raise UserError(f"sample.refine_sweeps: the {system.NAME} system has no exact refinement")
     for option in ("hierarchical", "condition_anchors"):
         feature_indices(system, getattr(train, option), option)
+    outside = [name for name in sample.adhere if name not in train.hierarchical]
+    if outside:
+        raise UserError(f"sample.adhere: {outside[0]!r} is not among train.hierarchical "
+                        f"({', '.join(train.hierarchical) or 'none'}): only a drawn summary can be adhered to")
     return {"simulate_train": cfg.build(system.SimulationConfig, values.get("simulate_train", {}), "simulate_train"),
             "simulate_test": cfg.build(system.SimulationConfig, values.get("simulate_test", {}), "simulate_test"),
             "train": train,
@@ -157,7 +169,8 @@ def run(system_name: str, preset: str, run_dir, overrides: list[str] | None = No
     sampling = stage("sample", lambda: sample_to_file(
         run_dir / "checkpoints/best.pt", run_dir / "samples/generated.h5", conditions, sample.n_per_condition,
         batch_size=sample.batch_size, device=stages["train"].device, seed=sample.seed,
-        refine_sweeps=sample.refine_sweeps, raw_out=raw_out, force=resume, quiet=quiet))
+        refine_sweeps=sample.refine_sweeps, raw_out=raw_out, adhere=sample.adhere,
+        adherence_steps=sample.adherence_steps, force=resume, quiet=quiet))
     seconds = {data: timings[f"simulate {data}"] if sources[data] is None else sources[data]["monte_carlo_s"]
                for data in ("train", "test")}
     speed = {"monte_carlo": {"n": open_samples(run_dir / "data/train.h5").n + test.n,

@@ -89,6 +89,12 @@ class InterpolatedQuantiles(nn.Module):
     def from_state(cls, state: dict) -> "InterpolatedQuantiles":
         return cls(state["conditions"], state["first"], state["rest"], state.get("category"))
 
+    def spread(self) -> torch.Tensor:
+        """(S,): each summary's standard deviation over all nodes' quantile tables together, every node
+        weighted alike (the training sample's spread where its condition groups are of equal size)."""
+        rest = self.rest.flatten(0, 2)  # (nodes x bins x levels, S - 1)
+        return torch.cat([self.first.flatten().std(0, keepdim=True), rest.std(0)])
+
     def brackets(self, cond: torch.Tensor, category: torch.Tensor | None = None):
         """For conditions cond (B, 1) [of categories (B,)]: the nodes below and above each, within its
         category, and the interpolation weight between them (bracket)."""

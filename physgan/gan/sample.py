@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from physgan.gan import adherence as adherences
 from physgan.gan import checkpoint as checkpoints
 from physgan.hardware import torch_device
 
@@ -19,22 +20,27 @@ logger = logging.getLogger(__name__)
 
 @torch.no_grad()
 def generate(generator, checkpoint: dict, cond: torch.Tensor, *, batch_size: int, device: torch.device,
-             seed: int = 0):
-    """Yield (generated batch, raw condition batch) for the raw conditions `cond` (n, n_cond)."""
+             seed: int = 0, adherence=None):
+    """Yield (generated batch, raw condition batch) for the raw conditions `cond` (n, n_cond). adherence: an
+    Adherence that moves each latent towards its drawn summaries (physgan/gan/adherence.py), or None."""
     conditioning = checkpoints.conditioning(checkpoint)
     rng = torch.Generator().manual_seed(seed)
     for start in range(0, len(cond), batch_size):
         c = cond[start:start + batch_size].to(device)
         latent = generator.latent(len(c), rng)
         summaries = conditioning.draw_summaries(c, rng)
-        yield generator({**latent, **conditioning.named(summaries)}, conditioning.real(c, summaries)), c
+        latent, net_cond = {**latent, **conditioning.named(summaries)}, conditioning.real(c, summaries)
+        if adherence is not None:
+            latent = adherence(generator, latent, net_cond, summaries)
+        yield generator(latent, net_cond), c
 
 
 @dataclass(frozen=True)
 class Request:
     """What to generate (Sampler.request checks it): the distinct raw conditions (k, n_cond), each drawn
-    n_per_condition times, in batches of batch_size on device, latents seeded by seed, refine_sweeps sweeps
-    of the system's refinement after generation."""
+    n_per_condition times, in batches of batch_size on device, latents seeded by seed, moved towards the
+    drawn summaries named in adhere by adherence_steps steps (physgan/gan/adherence.py), refine_sweeps
+    sweeps of the system's refinement after generation."""
 
     conditions: np.ndarray
     n_per_condition: int
@@ -42,6 +48,8 @@ class Request:
     device: torch.device
     seed: int
     refine_sweeps: int
+    adhere: tuple[str, ...] = ()
+    adherence_steps: int = 0
 
     @property
     def n(self) -> int:
@@ -72,11 +80,12 @@ class Sampler:
 
     def request(self, conditions: dict | np.ndarray | None, n_per_condition: int | None = None, *,
                 batch_size: int = 1024, device: str = "auto", seed: int = 0, refine_sweeps: int = 0,
-                like=None) -> Request:
+                like=None, adhere=(), adherence_steps: int = adherences.STEPS) -> Request:
         """Check a request; conditions as sample_to_file takes them, or like: a sample file (path or
         physgan.io Samples) of this system whose conditions are used sample by sample (n_per_condition per
-        sample of it, 1 unless given), with no other conditions given. Logs a warning about conditions
-        outside the training range."""
+        sample of it, 1 unless given), with no other conditions given. adhere: names of the generator's
+        summaries to adhere to, by adherence_steps steps. Logs a warning about conditions outside the
+        training range."""
         from physgan.errors import UserError
 
         device = torch_device(device)
@@ -92,9 +101,17 @@ class Sampler:
         if refine_sweeps < 0 or (refine_sweeps > 0 and getattr(system, "refine", None) is None):
             raise UserError(f"--refine-sweeps {refine_sweeps}: " + ("must be >= 0" if refine_sweeps < 0 else
                             f"the {system.NAME} system has no exact refinement"))
+        adhere = tuple(adhere)
+        self.adherence(adhere, adherence_steps)  # checked now, not after the first batch
         conditions = np.asarray(conditions, dtype=np.float32)
         _warn_outside_training_range(self.checkpoint, conditions)
-        return Request(conditions, int(n_per_condition), int(batch_size), device, int(seed), int(refine_sweeps))
+        return Request(conditions, int(n_per_condition), int(batch_size), device, int(seed), int(refine_sweeps),
+                       adhere, int(adherence_steps) if adhere else 0)
+
+    def adherence(self, names: tuple[str, ...], steps: int) -> adherences.Adherence | None:
+        """The adherence to the generator's summaries `names` (None: none named)."""
+        return adherences.Adherence.for_checkpoint(self.system, checkpoints.conditioning(self.checkpoint), names,
+                                                   steps)
 
     def conditions_like(self, like, given: dict | None = None) -> np.ndarray:
         """The raw conditions (n, n_cond) of every sample of `like` (a sample file path or Samples); given:
@@ -120,6 +137,9 @@ class Sampler:
                            "seed": request.seed, "device": str(request.device),
                            "refine": {"sweeps": request.refine_sweeps, "algorithm": self.system.refine.algorithm}
                            if request.refine_sweeps else None,
+                           "adherence": {"summaries": list(request.adhere), "steps": request.adherence_steps,
+                                         "tolerance": adherences.TOLERANCE, "learning_rate": adherences.LEARNING_RATE}
+                           if request.adhere else None,
                            "training": checkpoint["config"], "network": checkpoint["network"]})
 
     def batches(self, request: Request, timing: dict | None = None,
@@ -133,7 +153,8 @@ class Sampler:
         cond = torch.from_numpy(np.repeat(request.conditions, request.n_per_condition, axis=0)).float()
         for batch, (x, c) in enumerate(generate(self.generator(request.device), self.checkpoint, cond,
                                                 batch_size=request.batch_size, device=request.device,
-                                                seed=request.seed)):
+                                                seed=request.seed,
+                                                adherence=self.adherence(request.adhere, request.adherence_steps))):
             arrays = system.generative.to_arrays(x, c)
             if request.refine_sweeps:
                 if before_refinement is not None:
@@ -163,18 +184,22 @@ def _length(arrays: dict) -> int:
 
 def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_condition: int | None = None, *,
                    batch_size: int = 1024, device: str = "auto", seed: int = 0, refine_sweeps: int = 0, root=None,
-                   raw_out=None, like=None, force: bool = False, quiet: bool = False) -> dict:
+                   raw_out=None, like=None, adhere=(), adherence_steps: int = adherences.STEPS, force: bool = False,
+                   quiet: bool = False) -> dict:
     """Write generated samples to `out` (and to a ROOT file `root` where the system has that format).
 
     conditions: raw conditions (k, n_cond), each sampled n_per_condition times, or the system's sampling
     options (Ising {"T": "2.0,3.0", "n": 1000}; jets {"class": "wprime,qcd", "pt": "250:300", "n": 1000}),
     which say both; or like, a sample file whose conditions are used sample by sample (Sampler.request).
     refine_sweeps: K sweeps of the system's exact refinement (system.refine) after generation, each batch's
-    random streams named by (seed, 1, batch number), so a file reproduces from its seed and batch size. raw_out: with refinement, also write the network's samples before the sweeps
-    there (what refine_sweeps = 0 would write), from the same pass. The samples are Sampler.batches',
-    streamed into the file batch by batch (the Python API collects the same batches in memory). Returns
-    timing numbers (samples per second of the whole write, refinement and a raw_out file included, the
-    refinement's own seconds, and the device; scripts/bench_sampling.py times the generator alone).
+    random streams named by (seed, 1, batch number), so a file reproduces from its seed and batch size.
+    adhere: names of the generator's summaries each sample's latent is moved towards (adherence_steps
+    steps, physgan/gan/adherence.py) before the refinement. raw_out: with refinement, also write the
+    network's samples before the sweeps there (what refine_sweeps = 0 would write), from the same pass.
+    The samples are Sampler.batches', streamed into the file batch by batch (the Python API collects the
+    same batches in memory). Returns timing numbers (samples per second of the whole write, refinement and
+    a raw_out file included, the refinement's own seconds, and the device; scripts/bench_sampling.py times
+    the generator alone).
     """
     from physgan.errors import UserError
     from physgan.io import SampleWriter, open_samples
@@ -186,7 +211,8 @@ def sample_to_file(checkpoint_path, out, conditions: dict | np.ndarray, n_per_co
     if root and write_root is None:
         raise UserError(f"--root: the {system.NAME} system has no ROOT format")
     request = sampler.request(conditions, n_per_condition, batch_size=batch_size, device=device, seed=seed,
-                              refine_sweeps=refine_sweeps, like=like)
+                              refine_sweeps=refine_sweeps, like=like, adhere=adhere,
+                              adherence_steps=adherence_steps)
     if raw_out is not None and not request.refine_sweeps:
         raise ValueError("raw_out: only a refined sample has a raw one beside it")
     timing = {"refine_seconds": 0.0}
