@@ -93,7 +93,7 @@ class InterpolatedQuantiles(nn.Module):
         """(S,): each summary's standard deviation over all nodes' quantile tables together, every node
         weighted alike (the training sample's spread where its condition groups are of equal size)."""
         rest = self.rest.flatten(0, 2)  # (nodes x bins x levels, S - 1)
-        return torch.cat([self.first.flatten().std(0, keepdim=True), rest.std(0)])
+        return torch.cat([self.first.flatten().std(0, keepdim=True), rest.std(0) if rest.shape[1] else rest[0]])
 
     def brackets(self, cond: torch.Tensor, category: torch.Tensor | None = None):
         """For conditions cond (B, 1) [of categories (B,)]: the nodes below and above each, within its

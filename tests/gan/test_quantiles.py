@@ -166,3 +166,11 @@ def test_further_summaries_are_drawn_together_with_the_second():
     first_bin = values[torch.argsort(x)[: n // 16], 1].double()
     levels = (torch.arange(128, dtype=torch.float64) + 0.5) / 128
     torch.testing.assert_close(model.rest[0, 0, :, 0], torch.quantile(first_bin, levels).float())
+
+
+def test_spread_is_the_pooled_standard_deviation_of_the_training_values():
+    # N(0, 1) and N(4, 3^2), equal counts: the pooled variance is (1 + 9) / 2 + 2^2 = 9 (sd 3); a second
+    # summary, 2 x the first, has twice that. 128 quantile levels cut the tails beyond 1/256: within 2 %.
+    cond, values = gaussian_training_set(20_000)
+    model = InterpolatedQuantiles.fit(cond, torch.stack([values, 2 * values], 1))
+    torch.testing.assert_close(model.spread(), torch.tensor([3.0, 6.0]), rtol=0.02, atol=0)

@@ -244,6 +244,8 @@ def test_training_reports_progress_in_a_log_and_sampling_warns_through_logging(s
     (["run", "ising", "--out", "{tmp}/r", "--set", "train.network.generatr=unet"], "unknown network key"),
     (["run", "ising", "--out", "{tmp}/r", "--set", 'train.hierarchical=["m2"]'], "not one of the ising physics features"),
     (["run", "jets", "--out", "{tmp}/r", "--set", 'train.condition_anchors=["mass"]'], "one continuous condition"),
+    (["run", "jets", "--out", "{tmp}/r", "--set", 'sample.adhere=["pt"]'], "'pt' is not among train.hierarchical"),
+    (["run", "ising", "--out", "{tmp}/r", "--set", "sample.adherence_steps=-1"], "adherence_steps at least 0"),
 ])
 def test_bad_training_and_sampling_inputs(small_ising_file, tmp_path, capsys, args, message):
     args = [a.format(data=small_ising_file, tmp=tmp_path) for a in args]
