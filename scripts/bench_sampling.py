@@ -86,22 +86,36 @@ def jets_generator(preset: str, device: str):
     return generator.to(device).eval(), n_cond
 
 
+def adherence_steps(system: str, preset: str) -> int:
+    """The steps of a preset's sample.adhere (0: it adheres to nothing)."""
+    from physgan.pipeline import SampleConfig
+
+    sample = build(SampleConfig, preset_path_values(system, preset).get("sample", {}))
+    return sample.adherence_steps if sample.adhere else 0
+
+
 @torch.no_grad()
 def jet_images_per_second(generator, n_cond: int, batch: int, device: str, seconds: float,
-                          observables: bool = False) -> float:
+                          observables: bool = False, adherence_steps: int = 0) -> float:
     """Images per second at alternating classes and pT 275 GeV (hierarchical summaries at the middle of
-    their range); with `observables`, as `physgan sample` writes them (image observables included).
+    their range); with `observables`, as `physgan sample` writes them (image observables included); with
+    adherence_steps, each latent first moved that many steps towards a mass of 80 GeV (sample.adhere).
     A hierarchical preset's draw of the summaries from their quantile model is not timed."""
+    from physgan.gan.adherence import adhere
     from physgan.systems.jets import generative as jets
 
     rng = torch.Generator().manual_seed(0)
     cond = torch.zeros(batch, n_cond)
     cond[:, 0] = torch.arange(batch) % 2 * 2.0 - 1
     cond = cond.to(device)
-    latent = generator.latent(batch, rng)
+    # the drawn prong distance, used where the generator places the prong (network.place_prong)
+    latent = {**generator.latent(batch, rng), "prong_distance": torch.full((batch,), 0.4)}
+    mass = [jets.FEATURE_NAMES.index("mass")]
 
     def once():
-        t = generator(latent, cond)
+        moved = adhere(generator, latent, cond, torch.full((batch, 1), 80.0), jets.physics_features, mass,
+                       torch.tensor([30.0]), adherence_steps)
+        t = generator(moved, cond)
         if observables:
             return len(jets.to_arrays(t, cond)["image"])
         return len(jets.to_intensity(t).cpu().numpy())
@@ -132,15 +146,19 @@ def jets_main(args, devices, seconds) -> None:
     mc_ms = jets_mc_ms_per_jet(args.mc_jets)
     print(f"generator: jets preset {args.preset}; Monte Carlo: {mc_ms:.1f} ms per jet ({args.mc_jets} per class, "
           "Pythia 8 + FastJet, 1 process)")
-    print("device | batch | images/s | speed-up vs MC | with observables/s | speed-up")
+    steps = adherence_steps("jets", args.preset)
+    print("device | batch | images/s | speed-up vs MC | with observables/s | speed-up"
+          + (f" | with the preset's {steps} adherence steps/s | speed-up" if steps else ""))
     for device in devices:
         generator, n_cond = jets_generator(args.preset, device)
         for batch in BATCHES:
             rate = jet_images_per_second(generator, n_cond, batch, device, seconds)
-            full = (jet_images_per_second(generator, n_cond, batch, device, seconds, observables=True)
-                    if batch <= 4096 else None)
-            full_text = f"{full:.0f} | {full * mc_ms / 1000:.3g}x" if full else "- | -"
-            print(f"{device} | {batch} | {rate:.0f} | {rate * mc_ms / 1000:.3g}x | {full_text}", flush=True)
+            line = f"{device} | {batch} | {rate:.0f} | {rate * mc_ms / 1000:.3g}x"
+            for steps_now in (0, steps) if steps else (0,):  # the observables' rate, then with adherence
+                full = (jet_images_per_second(generator, n_cond, batch, device, seconds, observables=True,
+                                              adherence_steps=steps_now) if batch <= 4096 else None)
+                line += f" | {full:.0f} | {full * mc_ms / 1000:.3g}x" if full else " | - | -"
+            print(line, flush=True)
 
 
 def main(argv=None) -> None:

@@ -22,3 +22,7 @@ def test_the_benchmark_runs_each_jets_preset_s_generator(preset):
     generator, n_cond = bench.jets_generator(preset, "cpu")
     assert n_cond == 5  # class, pT, then the summaries (mass, girth, prong distance)
     assert bench.jet_images_per_second(generator, n_cond, 8, "cpu", seconds=0, observables=True) > 0
+    steps = bench.adherence_steps("jets", preset)
+    assert steps == (60 if preset == "full" else 0)  # the full preset adheres to the drawn mass
+    assert bench.jet_images_per_second(generator, n_cond, 8, "cpu", seconds=0, observables=True,
+                                       adherence_steps=2) > 0
