@@ -269,7 +269,7 @@ class Generator:
                     (("n", (1 if like is not None else 1000) if n is None else n), ("seed", seed),
                      ("refine_sweeps", refine_sweeps), ("batch_size", batch_size),
                      ("adherence_steps", adherence_steps))}
-        settings["adhere"] = (adhere,) if isinstance(adhere, str) else tuple(adhere)
+        settings["adhere"] = adhere
         if device not in ("cpu", "cuda", "auto"):
             raise UserError(f"device must be 'cpu', 'cuda' or 'auto', not {device!r}")
         n = settings.pop("n")  # by name: n at each condition the options say; like: n per sample of it

@@ -84,8 +84,8 @@ class Sampler:
         """Check a request; conditions as sample_to_file takes them, or like: a sample file (path or
         physgan.io Samples) of this system whose conditions are used sample by sample (n_per_condition per
         sample of it, 1 unless given), with no other conditions given. adhere: names of the generator's
-        summaries to adhere to, by adherence_steps steps. Logs a warning about conditions outside the
-        training range."""
+        summaries to adhere to (one name may come as a string), by adherence_steps steps. Logs a warning
+        about conditions outside the training range."""
         from physgan.errors import UserError
 
         device = torch_device(device)
@@ -101,7 +101,7 @@ class Sampler:
         if refine_sweeps < 0 or (refine_sweeps > 0 and getattr(system, "refine", None) is None):
             raise UserError(f"--refine-sweeps {refine_sweeps}: " + ("must be >= 0" if refine_sweeps < 0 else
                             f"the {system.NAME} system has no exact refinement"))
-        adhere = tuple(adhere)
+        adhere = (adhere,) if isinstance(adhere, str) else tuple(adhere)
         self.adherence(adhere, adherence_steps)  # checked now, not after the first batch
         conditions = np.asarray(conditions, dtype=np.float32)
         _warn_outside_training_range(self.checkpoint, conditions)
